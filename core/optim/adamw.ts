@@ -1,0 +1,142 @@
+/**
+ * AdamW over named parameter groups (LISA units; later LoRA adapters or the full model).
+ *
+ * Per parameter, with t = the group's own step after increment (bias correction per unit, so a
+ * unit resampled after a pause continues its own count), η = learningRate(cfg, globalStep),
+ * g = the gradient scaled by the global clip factor, operations in PyTorch AdamW's order:
+ *   p ← p · (1 − η·λ)                      decoupled decay; skipped for rank-1 tensors (norms,
+ *                                           biases) unless decayNormsAndBiases, and when λ = 0
+ *   m ← β1·m + (1 − β1)·g
+ *   v ← β2·v + (1 − β2)·g²
+ *   p ← p − (η / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
+ * Scalars are computed in float64 and applied as float32. The result depends only on
+ * (p, m, v, g, group.step, globalStep, cfg) and the clip factor, which is a float64 sum of the
+ * per-tensor float32 squared norms in parameter-name order — so it is bitwise reproducible on
+ * the cpu backend whatever order the groups arrive in, and a run split into chunks with state
+ * saved as F32 in between matches one uninterrupted loop exactly.
+ *
+ * Gradient accumulation is the caller's: pass the gradient of the loss the step should minimise
+ * (e.g. GradAccumulator in ./accumulate.ts, weighting micro-batches by their share of tokens).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GradientMismatchError, NonFiniteGradientError, OptimConfigError } from './errors.ts';
+import { checkLrSchedule, learningRate, type LrSchedule } from './lr.ts';
+
+export interface AdamWConfig {
+  /** Peak learning rate (after warmup). */
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** λ, decoupled: the decay per step is η·λ. */
+  weightDecay: number;
+  /** Clip the global L2 norm of all active gradients to this; 0 disables clipping. */
+  maxGradNorm: number;
+  decayNormsAndBiases: boolean;
+  schedule: LrSchedule;
+}
+
+export interface ParamSlot {
+  /** Key of this parameter's gradient in the grads map (the HF tensor name). */
+  name: string;
+  param: tf.Variable;
+  m: tf.Variable;
+  v: tf.Variable;
+}
+
+export interface ParamGroup {
+  unit: string;
+  slots: ParamSlot[];
+  /** Updates this group has taken; adamwStep increments it. */
+  step: number;
+}
+
+export interface StepStats {
+  /** Global L2 norm of the gradients before clipping. */
+  gradNorm: number;
+  /** Learning rate this update used. */
+  lr: number;
+}
+
+/** PyTorch's clip_grad_norm_ guard against dividing by a zero norm. */
+const CLIP_EPS = 1e-6;
+
+export function checkAdamWConfig(cfg: AdamWConfig): void {
+  if (!(cfg.lr > 0 && Number.isFinite(cfg.lr))) throw new OptimConfigError(`lr must be a positive finite number, got ${cfg.lr}`);
+  for (const k of ['beta1', 'beta2'] as const) {
+    if (!(cfg[k] >= 0 && cfg[k] < 1)) throw new OptimConfigError(`${k} must be in [0, 1), got ${cfg[k]}`);
+  }
+  if (!(cfg.eps > 0 && Number.isFinite(cfg.eps))) throw new OptimConfigError(`eps must be a positive finite number, got ${cfg.eps}`);
+  if (!(cfg.weightDecay >= 0 && Number.isFinite(cfg.weightDecay))) {
+    throw new OptimConfigError(`weightDecay must be a non-negative finite number, got ${cfg.weightDecay}`);
+  }
+  if (!(cfg.maxGradNorm >= 0 && Number.isFinite(cfg.maxGradNorm))) {
+    throw new OptimConfigError(`maxGradNorm must be a non-negative finite number (0 disables clipping), got ${cfg.maxGradNorm}`);
+  }
+  checkLrSchedule(cfg.schedule);
+}
+
+/**
+ * One AdamW update of every slot in `groups` from `grads` (keyed by slot name; the caller keeps
+ * ownership and disposes them). Increments each group's step. Throws, touching nothing, when the
+ * grads do not match the slots one to one or any gradient is not finite.
+ */
+export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<string, tf.Tensor>, globalStep: number): StepStats {
+  checkAdamWConfig(cfg);
+  const lr = learningRate(cfg, globalStep);
+  const slots = groups.flatMap((g) => g.slots);
+  checkGrads(slots, grads);
+
+  const byName = [...slots].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sq = tf.tidy(() => tf.stack(byName.map((s) => tf.sum(tf.square(grads.get(s.name)!)))).dataSync());
+  let total = 0;
+  for (const x of sq) total += x;
+  const gradNorm = Math.sqrt(total);
+  if (!Number.isFinite(gradNorm)) {
+    const bad = byName.filter((_, i) => !Number.isFinite(sq[i])).map((s) => s.name);
+    throw new NonFiniteGradientError(`gradient norm is ${gradNorm} at global step ${globalStep}; non-finite gradients: ${bad.join(', ')}`, {
+      globalStep,
+      tensors: bad,
+    });
+  }
+  const clip = cfg.maxGradNorm > 0 && gradNorm > cfg.maxGradNorm ? cfg.maxGradNorm / (gradNorm + CLIP_EPS) : 1;
+
+  for (const group of groups) {
+    const t = group.step + 1;
+    const stepSize = lr / (1 - cfg.beta1 ** t);
+    const bc2Sqrt = Math.sqrt(1 - cfg.beta2 ** t);
+    for (const s of group.slots) {
+      const decay = cfg.weightDecay > 0 && (s.param.rank >= 2 || cfg.decayNormsAndBiases);
+      tf.tidy(() => {
+        const raw = grads.get(s.name)!;
+        const g = clip < 1 ? tf.mul(raw, clip) : raw;
+        const m = tf.add(tf.mul(s.m, cfg.beta1), tf.mul(g, 1 - cfg.beta1));
+        const v = tf.add(tf.mul(s.v, cfg.beta2), tf.mul(tf.square(g), 1 - cfg.beta2));
+        const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), cfg.eps);
+        const p = decay ? tf.mul(s.param, 1 - lr * cfg.weightDecay) : s.param;
+        s.m.assign(m);
+        s.v.assign(v);
+        s.param.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
+      });
+    }
+    group.step = t;
+  }
+  return { gradNorm, lr };
+}
+
+function checkGrads(slots: ParamSlot[], grads: Map<string, tf.Tensor>): void {
+  const names = new Set<string>();
+  for (const s of slots) {
+    if (names.has(s.name)) throw new GradientMismatchError(`parameter ${s.name} appears in more than one slot`, { name: s.name });
+    names.add(s.name);
+    const g = grads.get(s.name);
+    if (!g) throw new GradientMismatchError(`no gradient for parameter ${s.name}`, { name: s.name });
+    if (!tf.util.arraysEqual(g.shape, s.param.shape)) {
+      throw new GradientMismatchError(`gradient of ${s.name} has shape [${g.shape}], the parameter [${s.param.shape}]`, { name: s.name });
+    }
+  }
+  const unknown = [...grads.keys()].filter((k) => !names.has(k));
+  if (unknown.length > 0) {
+    throw new GradientMismatchError(`gradients for parameters outside the active groups: ${unknown.join(', ')}`, { names: unknown });
+  }
+}
