@@ -128,7 +128,8 @@ export async function readHeader(src: ByteSource): Promise<SafetensorsHeader> {
   if (dup && dup.path.length === 0 && dup.key !== METADATA_KEY) throw fail('SAFETENSORS_DUPLICATE_TENSOR', 'appears twice in the header', dup.key);
   if (dup) {
     const inside = dup.path.length === 0 ? 'the header' : dup.path.map((k) => JSON.stringify(k)).join('.');
-    throw fail('SAFETENSORS_DUPLICATE_KEY', `key ${JSON.stringify(dup.key)} appears twice in ${inside}`, dup.path[0]);
+    const tensor = dup.path[0] === METADATA_KEY ? undefined : dup.path[0];
+    throw fail('SAFETENSORS_DUPLICATE_KEY', `key ${JSON.stringify(dup.key)} appears twice in ${inside}`, tensor);
   }
 
   const { [METADATA_KEY]: rawMetadata = {}, ...entries } = json;

@@ -32,6 +32,8 @@ const cases: [string, Uint8Array, string, string][] = [
     'tensor "w": key "dtype" appears twice in "w"'],
   ['__metadata__ given twice', rawFile('{"__metadata__":{},"__metadata__":{}}'), 'SAFETENSORS_DUPLICATE_KEY',
     'key "__metadata__" appears twice in the header'],
+  ['duplicate metadata key', rawFile('{"__metadata__":{"k":"a","k":"b"}}'), 'SAFETENSORS_DUPLICATE_KEY',
+    'key "k" appears twice in "__metadata__"'],
   ['__metadata__ with a number value', rawFile('{"__metadata__":{"epoch":1}}'), 'SAFETENSORS_BAD_METADATA',
     '__metadata__ must be an object of string values'],
   ['__metadata__ is a string', rawFile('{"__metadata__":"x"}'), 'SAFETENSORS_BAD_METADATA',
