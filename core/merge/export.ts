@@ -1,0 +1,324 @@
+/**
+ * Exports of a run: a merged Hugging Face model at any committed seq, or a delta package holding
+ * only the units the run changed, which `applyDelta` turns back into the full model.
+ *
+ * A delta package is one safetensors file with the run's current weights of every unit it has
+ * trained (replacements, not differences, so applying one is exact) and metadata:
+ *   format "lisa-delta", format_version "1", base_sha256, run_id, seq, global_step, arch,
+ *   units (JSON array of unit names).
+ * It carries no optimizer state: it cannot resume a run, only rebuild its model.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { LisaError } from '../errors.ts';
+import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
+import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
+import { storeSource, type ObjectStore } from '../store/object-store.ts';
+import { BaseChangedError } from '../train/resources.ts';
+import { readHeader, readTensorF32, writeSafetensors, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
+import { fileSink, fileSource, type ByteSink, type ByteSource } from '../tensors/source.ts';
+import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
+import { unitNames } from '../models/units.ts';
+import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
+import { dirDestination, OutputExistsError, storeDestination, storeSink, type Destination } from './destination.ts';
+import { readUnitWeights } from './unit-weights.ts';
+import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
+
+export const DELTA_FORMAT = 'lisa-delta';
+export const DELTA_FORMAT_VERSION = '1';
+export const DEFAULT_SHARD_SIZE = 2_000_000_000;
+
+export class DeltaBaseMismatchError extends LisaError {
+  constructor(delta: string, base: string, deltaSha: string, baseSha: string) {
+    super(
+      'DELTA_BASE_MISMATCH',
+      `delta ${delta} was made for base sha256 ${deltaSha}, but base ${base} has sha256 ${baseSha}; apply it to the base it was exported from`,
+      { delta, base, deltaSha, baseSha },
+    );
+  }
+}
+
+export class InvalidDeltaError extends LisaError {
+  constructor(delta: string, why: string) {
+    super('DELTA_INVALID', `delta package ${delta}: ${why}`, { delta });
+  }
+}
+
+/** Options every export shares. */
+export interface OutputOptions {
+  /** a directory path or s3://bucket/prefix (a file path or s3://bucket/key for a delta) */
+  out: string;
+  dtype?: ExportDtype;
+  /** bytes of tensor data per shard (default 2 GB) */
+  shardSize?: number;
+  /** opens s3:// bases and outputs (the caller configures credentials) */
+  openStore?: (url: string) => ObjectStore;
+  onProgress?: (p: WriteProgress) => void;
+  now?: () => number;
+}
+
+export interface ExportRunOptions extends OutputOptions {
+  store: ObjectStore;
+  runId: string;
+  /** committed seq; default the head; -1 is the base before any chunk */
+  at?: number;
+  /** where the base is, when it moved since the run was created (it must still match run.json's sha256) */
+  base?: string;
+  /** write a delta package (only the changed units) instead of the merged model */
+  delta?: boolean;
+}
+
+export interface RunExportSummary extends ExportSummary {
+  runId: string;
+  /** the seq exported; -1 for a run with no chunk */
+  seq: number;
+  /** units taken from the run rather than the base */
+  units: string[];
+}
+
+/** The manifest at `at` (head by default, none for -1 or a run without chunks). */
+export async function manifestAt(store: ObjectStore, runId: string, at?: number): Promise<ChunkManifest | null> {
+  if (at === undefined) return headManifest(store, runId);
+  return at < 0 ? null : readManifest(store, runId, at);
+}
+
+/** Opens a run's base and checks it is byte for byte the one the run was created on. */
+export async function openRunBase(run: RunSpec, ref: string, openStore?: (url: string) => ObjectStore): Promise<BaseLayout> {
+  const layout = await openBaseLayout(ref, baseStore(ref, openStore));
+  const sha = await baseSha256(layout);
+  if (sha !== run.base.sha256) throw new BaseChangedError(ref, run.base.sha256, sha);
+  return layout;
+}
+
+export async function openDestination(out: string, openStore?: (url: string) => ObjectStore): Promise<Destination> {
+  if (!out.startsWith('s3://')) return dirDestination(out);
+  if (!openStore) throw new LisaError('EXPORT_NO_STORE', `cannot write to ${out}: no store opener was given for s3:// outputs`);
+  return storeDestination(openStore(out));
+}
+
+function runOverrides(store: ObjectStore, manifest: ChunkManifest | null): UnitOverrides {
+  const refs = manifest?.units ?? {};
+  return {
+    units: new Set(Object.keys(refs)),
+    load: async (unit) => (await readUnitWeights(store, refs[unit], unit)).tensors,
+  };
+}
+
+export async function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
+  const run = await readRunSpec(opts.store, opts.runId);
+  const manifest = await manifestAt(opts.store, run.id, opts.at);
+  const base = await openRunBase(run, opts.base ?? run.config.base, opts.openStore);
+  const overrides = runOverrides(opts.store, manifest);
+  const seq = manifest?.seq ?? -1;
+  const units = unitNames(base.spec).filter((u) => overrides.units.has(u));
+  const provenance = {
+    format: 'lisa-export',
+    version: 1,
+    runId: run.id,
+    seq,
+    globalStep: manifest?.globalStep ?? 0,
+    baseSha256: run.base.sha256,
+    units,
+  };
+  if (opts.delta) {
+    const summary = await writeDelta(opts, base, overrides, {
+      format: DELTA_FORMAT,
+      format_version: DELTA_FORMAT_VERSION,
+      base_sha256: run.base.sha256,
+      run_id: run.id,
+      seq: String(seq),
+      global_step: String(manifest?.globalStep ?? 0),
+      arch: base.spec.arch,
+      units: JSON.stringify(units),
+    });
+    return { ...summary, runId: run.id, seq, units };
+  }
+  const summary = await writeModel({
+    base,
+    overrides,
+    dest: await openDestination(opts.out, opts.openStore),
+    dtype: opts.dtype ?? 'base',
+    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
+    provenance,
+    onProgress: opts.onProgress,
+    now: opts.now,
+  });
+  return { ...summary, runId: run.id, seq, units };
+}
+
+/** One file at `out`, appearing whole: temp name then rename locally, a single object in a store. */
+async function singleFileOutput(out: string, openStore?: (url: string) => ObjectStore): Promise<{ url: string; sink: ByteSink; commit(): Promise<void>; abort(): Promise<void> }> {
+  if (out.startsWith('s3://')) {
+    const slash = out.lastIndexOf('/');
+    if (slash <= 's3://'.length) throw new LisaError('EXPORT_BAD_OUTPUT', `delta output ${out}: expected s3://bucket/key`);
+    const store = requireOpener(openStore, out)(out.slice(0, slash));
+    const key = out.slice(slash + 1);
+    if (await store.head(key)) throw new OutputExistsError(out, 'an object');
+    return { url: out, sink: storeSink(store, key), commit: async () => undefined, abort: () => store.delete(key) };
+  }
+  const path = resolve(out);
+  if (await stat(path).catch(() => null)) throw new OutputExistsError(path, 'a file');
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${basename(path)}.partial-${randomBytes(6).toString('hex')}`);
+  return {
+    url: path,
+    sink: fileSink(tmp),
+    commit: () => rename(tmp, path),
+    abort: () => rm(tmp, { force: true }),
+  };
+}
+
+function requireOpener(openStore: ((url: string) => ObjectStore) | undefined, url: string): (url: string) => ObjectStore {
+  if (!openStore) throw new LisaError('EXPORT_NO_STORE', `cannot use ${url}: no store opener was given for s3:// locations`);
+  return openStore;
+}
+
+async function writeDelta(opts: OutputOptions, base: BaseLayout, overrides: UnitOverrides, metadata: Record<string, string>): Promise<ExportSummary> {
+  const now = opts.now ?? Date.now;
+  const t0 = now();
+  const dtype = opts.dtype ?? 'base';
+  const byUnit = new Map<string, string[]>();
+  for (const [name, t] of base.tensors) {
+    if (!overrides.units.has(t.unit)) continue;
+    byUnit.set(t.unit, [...(byUnit.get(t.unit) ?? []), name]);
+  }
+  // One unit's weights in memory at a time: loaded at its first tensor, dropped after its last.
+  let current: { unit: string; tensors: Map<string, Float32Array> } | null = null;
+  const entries: TensorEntry[] = [];
+  for (const unit of unitNames(base.spec)) {
+    for (const name of byUnit.get(unit) ?? []) {
+      const info = base.tensors.get(name)!.info;
+      entries.push({
+        name,
+        dtype: deltaDtype(info.dtype, dtype),
+        shape: info.shape,
+        data: async () => {
+          if (current?.unit !== unit) current = { unit, tensors: await overrides.load(unit) };
+          const data = current.tensors.get(name);
+          if (!data || data.length !== info.shape.reduce((n, x) => n * x, 1)) {
+            throw new InvalidDeltaError(name, `unit ${unit} has no weights of the base's shape for this tensor`);
+          }
+          current.tensors.delete(name);
+          return data;
+        },
+      });
+    }
+  }
+  const out = await singleFileOutput(opts.out, opts.openStore);
+  let written;
+  try {
+    written = await writeSafetensors(out.sink, entries, metadata);
+    await out.commit();
+  } catch (err) {
+    await out.abort().catch(() => undefined);
+    throw err;
+  }
+  return { out: out.url, files: [basename(out.url)], bytes: written.bytes, sha256s: { [basename(out.url)]: written.sha256 }, seconds: (now() - t0) / 1000 };
+}
+
+function deltaDtype(base: Dtype, dtype: ExportDtype): Dtype {
+  if (dtype === 'f32') return 'F32';
+  if (dtype === 'bf16') return 'BF16';
+  if (dtype === 'f16') return 'F16';
+  return isFloatDtype(base) ? base : 'F32';
+}
+
+export interface ApplyDeltaOptions extends OutputOptions {
+  /** base model directory or s3:// prefix */
+  base: string;
+  /** delta package: a file path or s3://bucket/key */
+  delta: string;
+}
+
+export interface DeltaInfo {
+  baseSha256: string;
+  runId: string;
+  seq: number;
+  globalStep: number;
+  units: string[];
+  header: SafetensorsHeader;
+  source: ByteSource;
+}
+
+export async function readDeltaInfo(delta: string, openStore?: (url: string) => ObjectStore): Promise<DeltaInfo> {
+  let source: ByteSource;
+  if (delta.startsWith('s3://')) {
+    const slash = delta.lastIndexOf('/');
+    source = storeSource(requireOpener(openStore, delta)(delta.slice(0, slash)), delta.slice(slash + 1));
+  } else {
+    source = fileSource(resolve(delta));
+  }
+  const header = await readHeader(source);
+  const m = header.metadata;
+  if (m.format !== DELTA_FORMAT) throw new InvalidDeltaError(delta, `metadata format is ${JSON.stringify(m.format ?? null)}, expected "${DELTA_FORMAT}"`);
+  if (m.format_version !== DELTA_FORMAT_VERSION) {
+    throw new InvalidDeltaError(delta, `format_version ${m.format_version} is not supported (this build reads ${DELTA_FORMAT_VERSION})`);
+  }
+  let units: unknown;
+  try {
+    units = JSON.parse(m.units ?? '');
+  } catch {
+    units = null;
+  }
+  if (!Array.isArray(units) || !units.every((u) => typeof u === 'string')) throw new InvalidDeltaError(delta, 'metadata units is not a JSON array of unit names');
+  if (!/^[0-9a-f]{64}$/.test(m.base_sha256 ?? '')) throw new InvalidDeltaError(delta, 'metadata base_sha256 is not a sha256 hex digest');
+  return { baseSha256: m.base_sha256, runId: m.run_id ?? '', seq: Number(m.seq), globalStep: Number(m.global_step), units: units as string[], header, source };
+}
+
+export async function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary> {
+  const delta = await readDeltaInfo(opts.delta, opts.openStore);
+  const base = await openBaseLayout(opts.base, baseStore(opts.base, opts.openStore));
+  const sha = await baseSha256(base);
+  if (sha !== delta.baseSha256) throw new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, sha);
+
+  const declared = new Set(delta.units);
+  const byUnit = new Map<string, string[]>();
+  for (const name of delta.header.tensors.keys()) {
+    const t = base.tensors.get(name);
+    if (!t) throw new InvalidDeltaError(opts.delta, `tensor ${name} is not a tensor of the base's architecture`);
+    if (!declared.has(t.unit)) throw new InvalidDeltaError(opts.delta, `tensor ${name} belongs to unit ${t.unit}, which metadata units does not list`);
+    byUnit.set(t.unit, [...(byUnit.get(t.unit) ?? []), name]);
+  }
+  for (const u of declared) {
+    if (!unitNames(base.spec).includes(u)) throw new InvalidDeltaError(opts.delta, `unit ${u} is not a unit of the base`);
+  }
+  const overrides: UnitOverrides = {
+    units: declared,
+    async load(unit) {
+      const out = new Map<string, Float32Array>();
+      for (const name of byUnit.get(unit) ?? []) out.set(name, await readTensorF32(delta.source, delta.header.tensors.get(name)!));
+      return out;
+    },
+  };
+  return writeModel({
+    base,
+    overrides,
+    dest: await openDestination(opts.out, opts.openStore),
+    dtype: opts.dtype ?? 'base',
+    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
+    provenance: {
+      format: 'lisa-export',
+      version: 1,
+      runId: delta.runId,
+      seq: delta.seq,
+      globalStep: delta.globalStep,
+      baseSha256: delta.baseSha256,
+      units: unitNames(base.spec).filter((u) => declared.has(u)),
+      delta: basename(opts.delta),
+    },
+    onProgress: opts.onProgress,
+    now: opts.now,
+  });
+}
+
+/** "2GB", "500MB", "1.5GiB", "4096": bytes, with decimal (k/M/G/T) or binary (Ki/Mi/Gi/Ti) units as in transformers. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(|b|kb|mb|gb|tb|kib|mib|gib|tib)\s*$/i.exec(text);
+  const scale: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+  const bytes = m ? Math.floor(Number(m[1]) * scale[m[2].toLowerCase()]) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new LisaError('EXPORT_BAD_SIZE', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`);
+  }
+  return bytes;
+}
