@@ -1,0 +1,105 @@
+/**
+ * The unit map: which LISA unit (what the schedule samples and the store versions) owns each HF
+ * tensor. Units are 'embed', 'layers.{i}' and 'head'; with tied embeddings the shared matrix
+ * belongs to 'embed' and 'head' keeps only the final norm.
+ */
+import { LisaError } from '../errors.ts';
+import type { ModelSpec } from './config.ts';
+
+export type UnitName = string;
+
+export class UnknownTensorError extends LisaError {
+  constructor(tensorName: string, spec: ModelSpec) {
+    super(
+      'MODEL_UNKNOWN_TENSOR',
+      `tensor "${tensorName}" is not part of a ${spec.arch} model with ${spec.nLayers} layers ` +
+        `(expected names like ${[...tensorShapes(spec).keys()].slice(0, 3).join(', ')}, ...)`,
+      { tensorName, arch: spec.arch },
+    );
+  }
+}
+
+export function unitNames(spec: ModelSpec): UnitName[] {
+  return ['embed', ...Array.from({ length: spec.nLayers }, (_, i) => `layers.${i}`), 'head'];
+}
+
+interface TensorDef {
+  shape: number[];
+  unit: UnitName;
+}
+
+function llamaTensors(s: ModelSpec): Map<string, TensorDef> {
+  const m = new Map<string, TensorDef>();
+  const q = s.nHeads * s.headDim;
+  const kv = s.nKvHeads * s.headDim;
+  m.set('model.embed_tokens.weight', { shape: [s.vocabSize, s.dim], unit: 'embed' });
+  for (let i = 0; i < s.nLayers; i++) {
+    const unit = `layers.${i}`;
+    const p = `model.layers.${i}.`;
+    // HF Linear weights are [out, in].
+    m.set(`${p}input_layernorm.weight`, { shape: [s.dim], unit });
+    m.set(`${p}self_attn.q_proj.weight`, { shape: [q, s.dim], unit });
+    m.set(`${p}self_attn.k_proj.weight`, { shape: [kv, s.dim], unit });
+    m.set(`${p}self_attn.v_proj.weight`, { shape: [kv, s.dim], unit });
+    m.set(`${p}self_attn.o_proj.weight`, { shape: [s.dim, q], unit });
+    m.set(`${p}post_attention_layernorm.weight`, { shape: [s.dim], unit });
+    m.set(`${p}mlp.gate_proj.weight`, { shape: [s.hiddenDim, s.dim], unit });
+    m.set(`${p}mlp.up_proj.weight`, { shape: [s.hiddenDim, s.dim], unit });
+    m.set(`${p}mlp.down_proj.weight`, { shape: [s.dim, s.hiddenDim], unit });
+  }
+  m.set('model.norm.weight', { shape: [s.dim], unit: 'head' });
+  if (!s.tiedEmbeddings) m.set('lm_head.weight', { shape: [s.vocabSize, s.dim], unit: 'head' });
+  return m;
+}
+
+function gpt2Tensors(s: ModelSpec): Map<string, TensorDef> {
+  const m = new Map<string, TensorDef>();
+  m.set('transformer.wte.weight', { shape: [s.vocabSize, s.dim], unit: 'embed' });
+  m.set('transformer.wpe.weight', { shape: [s.maxSeqLen, s.dim], unit: 'embed' });
+  for (let i = 0; i < s.nLayers; i++) {
+    const unit = `layers.${i}`;
+    const p = `transformer.h.${i}.`;
+    // GPT-2 uses Conv1D: weights are [in, out].
+    m.set(`${p}ln_1.weight`, { shape: [s.dim], unit });
+    m.set(`${p}ln_1.bias`, { shape: [s.dim], unit });
+    m.set(`${p}attn.c_attn.weight`, { shape: [s.dim, 3 * s.dim], unit });
+    m.set(`${p}attn.c_attn.bias`, { shape: [3 * s.dim], unit });
+    m.set(`${p}attn.c_proj.weight`, { shape: [s.dim, s.dim], unit });
+    m.set(`${p}attn.c_proj.bias`, { shape: [s.dim], unit });
+    m.set(`${p}ln_2.weight`, { shape: [s.dim], unit });
+    m.set(`${p}ln_2.bias`, { shape: [s.dim], unit });
+    m.set(`${p}mlp.c_fc.weight`, { shape: [s.dim, s.hiddenDim], unit });
+    m.set(`${p}mlp.c_fc.bias`, { shape: [s.hiddenDim], unit });
+    m.set(`${p}mlp.c_proj.weight`, { shape: [s.hiddenDim, s.dim], unit });
+    m.set(`${p}mlp.c_proj.bias`, { shape: [s.dim], unit });
+  }
+  m.set('transformer.ln_f.weight', { shape: [s.dim], unit: 'head' });
+  m.set('transformer.ln_f.bias', { shape: [s.dim], unit: 'head' });
+  if (!s.tiedEmbeddings) m.set('lm_head.weight', { shape: [s.vocabSize, s.dim], unit: 'head' });
+  return m;
+}
+
+// Specs are plain values compared by content, so the cache key is their JSON.
+const defsCache = new Map<string, Map<string, TensorDef>>();
+
+function tensorDefs(spec: ModelSpec): Map<string, TensorDef> {
+  const key = JSON.stringify(spec);
+  let defs = defsCache.get(key);
+  if (!defs) {
+    defs = spec.arch === 'llama' ? llamaTensors(spec) : gpt2Tensors(spec);
+    if (defsCache.size > 32) defsCache.clear();
+    defsCache.set(key, defs);
+  }
+  return defs;
+}
+
+/** Every HF tensor of the architecture, in checkpoint order, with its shape. */
+export function tensorShapes(spec: ModelSpec): Map<string, number[]> {
+  return new Map([...tensorDefs(spec)].map(([name, d]) => [name, [...d.shape]]));
+}
+
+export function unitOf(spec: ModelSpec, tensorName: string): UnitName {
+  const def = tensorDefs(spec).get(tensorName);
+  if (!def) throw new UnknownTensorError(tensorName, spec);
+  return def.unit;
+}
