@@ -1,0 +1,95 @@
+/**
+ * Backend selection. tfjs backends are process-global, so the engine is chosen once per process
+ * (the cli and functions read LISA_BACKEND and pass it in) and every model shares it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import { LisaError } from '../errors.ts';
+import { installWasmOverrides } from './wasm.ts';
+
+export { setWasmOverrides, wasmOverridesEnabled } from './wasm.ts';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+export class EngineError extends LisaError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('ENGINE_UNAVAILABLE', message, details);
+  }
+}
+
+export interface EngineOptions {
+  /** Force a backend; when it cannot start, the next best one is used and the reason logged. */
+  backend?: BackendName;
+  log?: (msg: string) => void;
+}
+
+// The native packages pull in libtensorflow; the GPU build first, then the CPU one.
+const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
+
+let current: BackendName | undefined;
+
+async function tryNative(): Promise<string | undefined> {
+  const reasons: string[] = [];
+  for (const pkg of NATIVE_PACKAGES) {
+    try {
+      // A variable specifier keeps TypeScript from resolving a package that is optional.
+      const specifier: string = pkg;
+      await import(specifier);
+      // tfjs-node registers 'tensorflow' on the tfjs-core it resolves; if that is another copy
+      // than ours, the backend is invisible here and using it would silently do nothing.
+      if (tf.findBackendFactory('tensorflow')) return undefined;
+      reasons.push(`${pkg} loaded but registered no 'tensorflow' backend on this tfjs-core (version mismatch?)`);
+    } catch (err) {
+      reasons.push(`${pkg}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+  }
+  return reasons.join('; ');
+}
+
+async function start(name: BackendName): Promise<string | undefined> {
+  if (name === 'tensorflow') {
+    const why = await tryNative();
+    if (why !== undefined) return why;
+  }
+  try {
+    if (!(await tf.setBackend(name))) return `tf.setBackend('${name}') failed`;
+    await tf.ready();
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  return undefined;
+}
+
+/**
+ * Starts the requested backend, or the best one available (tensorflow > wasm > cpu), logs the
+ * choice once and returns it. On wasm it installs the kernels and gradients that make training
+ * fast there (see wasm.ts).
+ */
+export async function initEngine(opts: EngineOptions = {}): Promise<BackendName> {
+  const log = opts.log ?? (() => {});
+  if (opts.backend !== undefined && !BACKENDS.includes(opts.backend)) {
+    throw new EngineError(`unknown backend "${String(opts.backend)}"; expected one of ${BACKENDS.join(', ')}`, {
+      backend: opts.backend,
+    });
+  }
+  if (current !== undefined && (opts.backend === undefined || opts.backend === current) && tf.getBackend() === current) {
+    return current;
+  }
+  const order = opts.backend ? [opts.backend, ...BACKENDS.filter((b) => b !== opts.backend)] : [...BACKENDS];
+  const skipped: string[] = [];
+  for (const name of order) {
+    const why = await start(name);
+    if (why !== undefined) {
+      skipped.push(`${name} unavailable (${why})`);
+      continue;
+    }
+    if (name === 'wasm') installWasmOverrides();
+    current = name;
+    const fallback = opts.backend && opts.backend !== name ? ` instead of requested ${opts.backend}` : '';
+    log(`engine: tfjs ${tf.version_core} backend ${name}${fallback}${skipped.length ? `; ${skipped.join('; ')}` : ''}`);
+    return name;
+  }
+  throw new EngineError(`no tfjs backend could start: ${skipped.join('; ')}`);
+}
