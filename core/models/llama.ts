@@ -1,0 +1,93 @@
+/**
+ * LLaMA forward pass over Hugging Face weights (LlamaForCausalLM naming and conventions):
+ * RMSNorm, rotary position embeddings in HF's rotate_half layout, grouped-query attention,
+ * SwiGLU MLP, optionally tied embeddings. Shapes: B batch, T new positions, S = past + T,
+ * N = B*T, D = dim, H/KV query/kv heads, hd = head dim, F = hidden (intermediate) dim, V = vocab.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelSpec } from './config.ts';
+import { causalAttention, embed, linear, rmsNorm, silu, type KV, type Weights } from './nn.ts';
+
+const ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
+
+/**
+ * cos/sin tables [positions, hd] for HF rotate_half: frequency i (< hd/2) appears in columns i and
+ * i + hd/2. Computed in float32 steps as HF (and llama2.c) do, so angles round the same way.
+ */
+function ropeTables(theta: number, hd: number, positions: number): { cos: Float32Array; sin: Float32Array } {
+  const key = `${theta}/${hd}`;
+  const cached = ropeCache.get(key);
+  if (cached && cached.cos.length >= positions * hd) return cached;
+  const f = Math.fround;
+  const cos = new Float32Array(positions * hd);
+  const sin = new Float32Array(positions * hd);
+  const half = hd / 2;
+  for (let i = 0; i < half; i++) {
+    const freq = f(1 / f(Math.pow(theta, f((2 * i) / hd))));
+    for (let p = 0; p < positions; p++) {
+      const angle = f(p * freq);
+      cos[p * hd + i] = cos[p * hd + i + half] = Math.cos(angle);
+      sin[p * hd + i] = sin[p * hd + i + half] = Math.sin(angle);
+    }
+  }
+  const tables = { cos, sin };
+  ropeCache.set(key, tables);
+  return tables;
+}
+
+/** x [B, T, heads, hd] rotated for positions pos0..pos0+T-1: x*cos + rotate_half(x)*sin. */
+function rope(x: tf.Tensor4D, pos0: number, theta: number): tf.Tensor4D {
+  const [, t, , hd] = x.shape;
+  const tables = ropeTables(theta, hd, Math.max(pos0 + t, 256));
+  const cos = tf.tensor4d(tables.cos.subarray(pos0 * hd, (pos0 + t) * hd), [1, t, 1, hd]);
+  const sin = tf.tensor4d(tables.sin.subarray(pos0 * hd, (pos0 + t) * hd), [1, t, 1, hd]);
+  // rotate_half(x) = concat(-x[..., hd/2:], x[..., :hd/2])
+  const [x1, x2] = tf.split(x, 2, -1);
+  const rotated = tf.concat([tf.neg(x2), x1], -1);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+}
+
+/**
+ * tokens int32 [B, T] following `past` (one KV per layer, or none) -> logits [N, V] and the
+ * layers' keys/values including the new positions.
+ */
+export function llamaForward(
+  spec: ModelSpec,
+  w: Weights,
+  tokens: tf.Tensor2D,
+  past?: KV[],
+): { logits: tf.Tensor2D; present: KV[] } {
+  const [b, t] = tokens.shape;
+  const { nHeads: h, nKvHeads: kv, headDim: hd, normEps: eps } = spec;
+  const pos0 = past ? past[0].k.shape[2] : 0;
+  const present: KV[] = [];
+
+  let x = embed(w('model.embed_tokens.weight'), tokens); // [N, D]
+  for (let l = 0; l < spec.nLayers; l++) {
+    const p = `model.layers.${l}.`;
+
+    // Attention block.
+    const a = rmsNorm(x, w(`${p}input_layernorm.weight`), eps); // [N, D]
+    const q = rope(tf.reshape(linear(a, w(`${p}self_attn.q_proj.weight`)), [b, t, h, hd]), pos0, spec.ropeTheta);
+    const k = rope(tf.reshape(linear(a, w(`${p}self_attn.k_proj.weight`)), [b, t, kv, hd]), pos0, spec.ropeTheta);
+    const v = tf.reshape(linear(a, w(`${p}self_attn.v_proj.weight`)), [b, t, kv, hd]);
+    let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]
+    let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]
+    if (past) {
+      kh = tf.concat([past[l].k, kh], 2); // [B, KV, S, hd]
+      vh = tf.concat([past[l].v, vh], 2);
+    }
+    present.push({ k: kh, v: vh });
+    const qh = tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
+    const attn = causalAttention(qh, kh, vh); // [N, H*hd]
+    x = tf.add(x, linear(attn, w(`${p}self_attn.o_proj.weight`))); // [N, D]
+
+    // SwiGLU MLP block: down(silu(gate(m)) * up(m)).
+    const m = rmsNorm(x, w(`${p}post_attention_layernorm.weight`), eps); // [N, D]
+    const gated = tf.mul(silu(linear(m, w(`${p}mlp.gate_proj.weight`))), linear(m, w(`${p}mlp.up_proj.weight`))); // [N, F]
+    x = tf.add(x, linear(gated as tf.Tensor2D, w(`${p}mlp.down_proj.weight`))); // [N, D]
+  }
+  x = rmsNorm(x, w('model.norm.weight'), eps);
+  const head = spec.tiedEmbeddings ? w('model.embed_tokens.weight') : w('lm_head.weight'); // [V, D]
+  return { logits: linear(x, head), present }; // [N, V]
+}

@@ -1,0 +1,170 @@
+/**
+ * A model = its spec + one tf.Variable per HF tensor. The trainer picks what trains by passing a
+ * subset of `params` to tf.variableGrads / the optimizer, so the forward never needs to know.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { LisaError } from '../errors.ts';
+import type { ModelSpec } from './config.ts';
+import { gpt2Forward } from './gpt2.ts';
+import { llamaForward } from './llama.ts';
+import { maskedCrossEntropy, type KV, type Weights } from './nn.ts';
+import { tensorShapes } from './units.ts';
+
+export class WeightsError extends LisaError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('MODEL_WEIGHTS_INVALID', message, details);
+  }
+}
+
+/** Incremental decoding: feed tokens, get the logits after the last one; keeps the KV cache. */
+export interface Decoder {
+  /** Positions consumed so far. */
+  readonly pos: number;
+  /** Consumes `ids` at positions pos.. and returns the logits [V] predicting the next token. */
+  feed(ids: number[]): Float32Array;
+  dispose(): void;
+}
+
+export interface Model {
+  spec: ModelSpec;
+  /** HF tensor name -> variable (float32, HF shape). */
+  params: Map<string, tf.Variable>;
+  /** tokens, targets int32 [B, T]; mask float32 [B, T] (1 = count the loss of predicting targets[b][t]). Mean masked CE. */
+  loss(tokens: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar;
+  /** [B, T, V] */
+  logits(tokens: tf.Tensor2D): tf.Tensor3D;
+  decoder(): Decoder;
+  dispose(): void;
+}
+
+type Forward = (spec: ModelSpec, w: Weights, tokens: tf.Tensor2D, past?: KV[]) => { logits: tf.Tensor2D; present: KV[] };
+
+const FORWARDS: Record<ModelSpec['arch'], Forward> = { llama: llamaForward, gpt2: gpt2Forward };
+
+/** Tensors HF checkpoints may carry that are not parameters (or duplicate a tied one). */
+function ignorable(spec: ModelSpec, name: string): boolean {
+  if (spec.tiedEmbeddings && name === 'lm_head.weight') return true;
+  if (spec.arch === 'gpt2') return /^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/.test(name);
+  return /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name);
+}
+
+function checkWeights(spec: ModelSpec, weights: Map<string, Float32Array>): Map<string, number[]> {
+  const shapes = tensorShapes(spec);
+  const missing = [...shapes.keys()].filter((n) => !weights.has(n));
+  if (missing.length > 0) {
+    throw new WeightsError(
+      `weights lack ${missing.length} tensor(s) a ${spec.arch} model with this config needs: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`,
+      { missing },
+    );
+  }
+  const unknown = [...weights.keys()].filter((n) => !shapes.has(n) && !ignorable(spec, n));
+  if (unknown.length > 0) {
+    throw new WeightsError(`weights hold ${unknown.length} tensor(s) this ${spec.arch} config does not define: ${unknown.slice(0, 5).join(', ')}`, {
+      unknown,
+    });
+  }
+  for (const [name, shape] of shapes) {
+    const n = shape.reduce((x, y) => x * y, 1);
+    const got = weights.get(name)!.length;
+    if (got !== n) {
+      throw new WeightsError(`tensor ${name} has ${got} values; shape [${shape.join(', ')}] needs ${n}`, { name, shape, got });
+    }
+  }
+  return shapes;
+}
+
+export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>): Model {
+  const shapes = checkWeights(spec, weights);
+  const params = new Map<string, tf.Variable>();
+  for (const [name, shape] of shapes) {
+    params.set(name, tf.tidy(() => tf.variable(tf.tensor(weights.get(name)!, shape, 'float32'))));
+  }
+  const w: Weights = (name) => {
+    const p = params.get(name);
+    if (!p) throw new WeightsError(`no parameter named ${name}`, { name });
+    return p;
+  };
+  const forward = FORWARDS[spec.arch];
+
+  return {
+    spec,
+    params,
+    loss: (tokens, targets, mask) =>
+      tf.tidy(() =>
+        maskedCrossEntropy(forward(spec, w, tokens).logits, tf.reshape(targets, [-1]), tf.reshape(tf.cast(mask, 'float32'), [-1])),
+      ),
+    logits: (tokens) =>
+      tf.tidy(() => tf.reshape(forward(spec, w, tokens).logits, [tokens.shape[0], tokens.shape[1], spec.vocabSize])),
+    decoder: () => createDecoder(spec, w, forward),
+    dispose: () => {
+      for (const p of params.values()) p.dispose();
+      params.clear();
+    },
+  };
+}
+
+function createDecoder(spec: ModelSpec, w: Weights, forward: Forward): Decoder {
+  let past: KV[] | undefined;
+  let pos = 0;
+  const release = () => {
+    for (const kv of past ?? []) tf.dispose([kv.k, kv.v]);
+    past = undefined;
+  };
+  return {
+    get pos() {
+      return pos;
+    },
+    feed(ids) {
+      if (ids.length === 0) throw new RangeError('Decoder.feed needs at least one token');
+      const { last, present } = tf.tidy(() => {
+        const out = forward(spec, w, tf.tensor2d(ids, [1, ids.length], 'int32'), past);
+        const lastRow = tf.slice(out.logits, [ids.length - 1, 0], [1, spec.vocabSize]);
+        return { last: lastRow, present: out.present.flatMap((kv) => [kv.k, kv.v]) };
+      });
+      release();
+      past = [];
+      for (let i = 0; i < present.length; i += 2) past.push({ k: present[i] as tf.Tensor4D, v: present[i + 1] as tf.Tensor4D });
+      pos += ids.length;
+      const logits = last.dataSync() as Float32Array;
+      last.dispose();
+      return logits;
+    },
+    dispose: release,
+  };
+}
+
+/** Deterministic PRNG (mulberry32): same seed, same weights, on every backend. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * GPT-2/nanoGPT-style initialisation: N(0, 0.02) matrices, residual output projections scaled by
+ * 1/sqrt(2 * layers), norm weights 1, biases 0.
+ */
+export function randomWeights(spec: ModelSpec, seed: number): Map<string, Float32Array> {
+  const rand = mulberry32(seed);
+  const normal = () => {
+    const u = 1 - rand();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
+  };
+  const residualStd = 0.02 / Math.sqrt(2 * spec.nLayers);
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of tensorShapes(spec)) {
+    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    if (/(norm|ln_\d|ln_f)\.weight$/.test(name)) data.fill(1);
+    else if (!name.endsWith('.bias')) {
+      const std = /(o_proj|down_proj|c_proj)\.weight$/.test(name) ? residualStd : 0.02;
+      for (let i = 0; i < data.length; i++) data[i] = normal() * std;
+    }
+    out.set(name, data);
+  }
+  return out;
+}

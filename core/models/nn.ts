@@ -1,0 +1,102 @@
+/**
+ * Building blocks shared by the architectures. Activations stay 2-D ([N = B*T, features]) between
+ * blocks: on wasm only 2-D products run on XNNPACK, and 2-D is what every backend likes best.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '../engine/gradients.ts';
+
+/** Per-layer attention keys and values, [B, nKvHeads, S, headDim], S = positions so far. */
+export interface KV {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/** Looks up a parameter by HF name. */
+export type Weights = (name: string) => tf.Tensor;
+
+/** HF nn.Linear: x [N, in] · W^T with W [out, in] -> [N, out]. */
+export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
+  return tf.matMul(x, w as tf.Tensor2D, false, true);
+}
+
+/** GPT-2 Conv1D: x [N, in] · W + b with W [in, out] -> [N, out]. */
+export function conv1d(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return tf.add(tf.matMul(x, w as tf.Tensor2D), b);
+}
+
+/** x [N, D] * rsqrt(mean(x^2) + eps) * w */
+export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
+  const ms = tf.mean(tf.square(x), -1, true); // [N, 1]
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
+}
+
+/** (x - mean) * rsqrt(var + eps) * w + b over the last axis of x [N, D]. */
+export function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
+  const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), w), b);
+}
+
+/** Embedding rows for token ids [B, T] -> [B*T, D]. */
+export function embed(table: tf.Tensor, tokens: tf.Tensor2D): tf.Tensor2D {
+  return tf.gather(table, tf.reshape(tokens, [-1])) as tf.Tensor2D;
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+const MASKED = -1e9;
+
+/** Additive causal mask for queries at positions pos0..pos0+t-1 over keys 0..s-1: [t, s]. */
+function causalBias(t: number, s: number, pos0: number): tf.Tensor2D {
+  const bias = new Float32Array(t * s);
+  for (let i = 0; i < t; i++) for (let j = pos0 + i + 1; j < s; j++) bias[i * s + j] = MASKED;
+  return tf.tensor2d(bias, [t, s]);
+}
+
+/**
+ * Causal softmax attention with grouped-query heads.
+ * q [B, H, T, hd]; k, v [B, KV, S, hd] with H a multiple of KV; query head h reads kv head
+ * floor(h / (H / KV)), as HF's repeat_kv. Returns [B*T, H*hd] (heads concatenated per position).
+ */
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor2D {
+  const [b, h, t, hd] = q.shape;
+  const [, kvHeads, s] = k.shape;
+  const group = h / kvHeads;
+  const pos0 = s - t;
+  // Heads sharing a kv head are adjacent, so grouping them is a reshape, not a copy of k and v:
+  // qg [B, KV, group*T, hd] against k [B, KV, S, hd].
+  const qg = tf.reshape(q, [b, kvHeads, group * t, hd]);
+  const scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // [B, KV, group*T, S]
+  const masked = tf.add(tf.reshape(scores, [b, kvHeads, group, t, s]), causalBias(t, s, pos0));
+  const probs = tf.reshape(tf.softmax(masked), [b, kvHeads, group * t, s]);
+  const out = tf.reshape(tf.matMul(probs, v), [b, h, t, hd]); // [B, H, T, hd]
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, h * hd]);
+}
+
+/**
+ * Mean cross-entropy over the positions with mask 1: sum(mask * nll) / max(sum(mask), 1).
+ * logits [N, V], targets int32 [N], mask float32 [N]. The gradient is the closed form
+ * (softmax - onehot) * weight, one softmax instead of the chain through logSumExp.
+ */
+export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
+  const onehot = tf.oneHot(tf.cast(targets, 'int32'), logits.shape[1], 1, 0, 'float32'); // [N, V]
+  const weights = tf.div(mask, tf.maximum(tf.sum(mask), 1)); // [N]
+  const ce = tf.customGrad((...args) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const logp = tf.logSoftmax(x);
+    save([logp]);
+    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), -1)); // [N]
+    return {
+      value: tf.sum(tf.mul(nll, weights)),
+      gradFunc: (dy, [saved]) => tf.mul(dy, tf.mul(tf.sub(tf.exp(saved), onehot), tf.expandDims(weights, 1))),
+    };
+  });
+  return ce(logits) as tf.Scalar;
+}
