@@ -50,7 +50,7 @@ export class PrefixedStore implements ObjectStore {
     return outcome;
   }
 
-  head(key: string): Promise<{ size: number } | null> {
+  head(key: string): ReturnType<ObjectStore['head']> {
     const full = this.key(key);
     this.stats.requests++;
     return this.inner.head(full);

@@ -24,7 +24,7 @@ describe('PrefixedStore', () => {
     expect(await a.createExclusive('runs/r1/chunks/00000000.json', bytes('other'))).toBe('exists');
     expect(text(await inner.get('tenants/a/runs/r1/run.json'))).toBe('one');
     expect(text(await a.get('runs/r1/run.json', { offset: 1, length: 2 }))).toBe('ne');
-    expect(await a.head('runs/r1/chunks/00000000.json')).toEqual({ size: 2 });
+    expect(await a.head('runs/r1/chunks/00000000.json')).toMatchObject({ size: 2 });
     expect(await a.list('runs/r1/')).toEqual(['runs/r1/chunks/00000000.json', 'runs/r1/run.json']);
     await a.delete('runs/r1/run.json');
     expect(await inner.head('tenants/a/runs/r1/run.json')).toBeNull();
