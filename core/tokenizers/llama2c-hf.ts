@@ -108,9 +108,9 @@ export function llama2cToHfTokenizer(vocab: Llama2cVocab, modelMaxLength: number
       end_of_word_suffix: null,
       fuse_unk: true,
       byte_fallback: true,
-      ignore_merges: false,
       vocab: vocabJson,
-      merges: merges.map((m) => [m.left, m.right]),
+      // "left right" strings: every tokenizers version reads them, and no piece holds an ASCII space.
+      merges: merges.map((m) => `${m.left} ${m.right}`),
     },
   };
   const tokenizerConfig = {

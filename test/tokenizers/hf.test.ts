@@ -35,13 +35,14 @@ const corpus = [
 
 describe('stories260K tokenizer.json generated from tok512.bin', () => {
   it('holds the llama2.c vocabulary with sentencepiece spaces and every mergeable split', () => {
-    const model = files['tokenizer.json'].model as { vocab: Record<string, number>; merges: string[][] };
+    const model = files['tokenizer.json'].model as { vocab: Record<string, number>; merges: string[] };
     expect(Object.keys(model.vocab)).toHaveLength(512);
     expect(model.vocab['<s>']).toBe(1);
     expect(model.vocab['<0x0A>']).toBe(13);
     expect(model.vocab['\u2581Once']).toBe(403);
     expect(model.merges).toHaveLength(165);
-    expect(model.merges[0]).toEqual(['\u2581', 't']);
+    expect(model.merges[0]).toBe('\u2581 t');
+    expect(model.merges.every((m) => m.split(' ').length === 2)).toBe(true);
     expect(hf.vocabSize).toBe(512);
     expect(hf.bosId).toBe(1);
     expect(hf.eosId).toBe(2);

@@ -1,0 +1,219 @@
+/**
+ * Hugging Face-layout model directories: config.json plus model.safetensors, or shards listed by
+ * model.safetensors.index.json. Loading checks the tensors against the architecture's full list
+ * (units.ts): every tensor present, none unexpected, every shape right.
+ *
+ * The base's identity (`sha256`, recorded in run specs) is the sha256 of model.safetensors' bytes;
+ * for a sharded model it is the sha256 of the shards' lowercase hex digests concatenated in shard
+ * file name order (HF names shards model-00001-of-0000N..., so that is their natural order).
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LisaError } from '../errors.ts';
+import { decodeFloats, isFloatDtype } from '../tensors/dtypes.ts';
+import { readHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry, type TensorInfo, writeSafetensors } from '../tensors/safetensors.ts';
+import { type ByteSource, fileSink, fileSource } from '../tensors/source.ts';
+import { configJson, type ModelSpec, parseConfig } from './config.ts';
+import { tensorShapes } from './units.ts';
+
+export interface BaseModel {
+  spec: ModelSpec;
+  weights: Map<string, Float32Array>;
+  sha256: string;
+  dir: string;
+}
+
+export type ModelDirErrorCode = 'MODEL_FILE_MISSING' | 'MODEL_FILE_INVALID' | 'MODEL_INDEX_INVALID' | 'MODEL_TENSORS_MISMATCH' | 'MODEL_OUT_DIR_NOT_EMPTY';
+
+export class ModelDirError extends LisaError {
+  constructor(code: ModelDirErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+  }
+}
+
+export const SAFETENSORS_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+/** Opens a file of the model by name; undefined when it does not exist. */
+export type ModelFileOpener = (name: string) => Promise<ByteSource | undefined>;
+
+export async function loadBaseDir(dir: string): Promise<BaseModel> {
+  const open: ModelFileOpener = async (name) => ((await isFile(join(dir, name))) ? fileSource(join(dir, name)) : undefined);
+  return { ...(await loadBase(open, dir)), dir };
+}
+
+/** loadBaseDir over any file opener (a directory, an object store prefix); `where` names it in errors. */
+export async function loadBase(open: ModelFileOpener, where: string): Promise<Omit<BaseModel, 'dir'>> {
+  const configSrc = await open('config.json');
+  if (!configSrc) throw new ModelDirError('MODEL_FILE_MISSING', `${where}: no config.json; expected a Hugging Face model directory`, { where });
+  const spec = parseConfig(await readJson(configSrc), configSrc.name);
+  const single = await open(SAFETENSORS_FILE);
+  const shards: Array<{ file: string; src: ByteSource; names?: Set<string>; index?: string }> = single ? [{ file: SAFETENSORS_FILE, src: single }] : await openShards(open, where);
+  const expected = tensorShapes(spec);
+  const found = new Map<string, { info: TensorInfo; src: ByteSource }>();
+  const perShard: Array<{ file: string; src: ByteSource; header: SafetensorsHeader; infos: TensorInfo[] }> = [];
+  for (const { file, src, names, index } of shards) {
+    const header = await readHeader(src);
+    const infos: TensorInfo[] = [];
+    for (const info of header.tensors.values()) {
+      if (names && !names.has(info.name)) {
+        throw new ModelDirError('MODEL_INDEX_INVALID', `${src.name}: holds tensor "${info.name}", which ${INDEX_FILE} does not list for this shard`, { where, tensor: info.name });
+      }
+      const name = canonicalName(spec, info.name);
+      if (name === null) continue;
+      const other = found.get(name);
+      if (other) throw new ModelDirError('MODEL_TENSORS_MISMATCH', `${where}: tensor "${name}" is in both ${other.src.name} and ${src.name}`, { where, tensor: name });
+      found.set(name, { info, src });
+      infos.push(info);
+    }
+    for (const name of names ?? []) {
+      if (!header.tensors.has(name)) throw new ModelDirError('MODEL_INDEX_INVALID', `${index}: puts tensor "${name}" in ${file}, which does not hold it`, { where, tensor: name });
+    }
+    perShard.push({ file, src, header, infos });
+  }
+  checkTensors(spec, expected, new Map([...found].map(([n, { info, src }]) => [n, { shape: info.shape, file: src.name }])), where);
+
+  const weights = new Map<string, Float32Array>();
+  const digests: Array<{ file: string; sha256: string }> = [];
+  for (const { file, src, header, infos } of perShard) {
+    // One pass per file: the header region, then the tensors in file order; the safetensors reader
+    // has already checked that they cover the file without holes, so this hashes every byte.
+    const hash = createHash('sha256').update(await src.read(0, header.dataStart));
+    const kept = new Set(infos.map((i) => i.name));
+    for (const info of [...header.tensors.values()].sort((a, b) => a.begin - b.begin)) {
+      const bytes = await src.read(info.begin, info.end - info.begin);
+      hash.update(bytes);
+      if (!kept.has(info.name)) continue;
+      if (!isFloatDtype(info.dtype)) throw new SafetensorsError('SAFETENSORS_NOT_FLOAT', src.name, info.name, `dtype ${info.dtype} is not a float type; model weights must be F32, F16 or BF16`);
+      weights.set(canonicalName(spec, info.name) as string, decodeFloats(bytes, info.dtype));
+    }
+    digests.push({ file, sha256: hash.digest('hex') });
+  }
+  const sha256 =
+    digests.length === 1 && digests[0].file === SAFETENSORS_FILE
+      ? digests[0].sha256
+      : createHash('sha256')
+          .update(digests.sort((a, b) => (a.file < b.file ? -1 : 1)).map((d) => d.sha256).join(''))
+          .digest('hex');
+  return { spec, weights, sha256 };
+}
+
+/**
+ * The architecture's name for a checkpoint tensor, or null for a buffer that is not a parameter.
+ * GPT-2 checkpoints on the Hub were saved from the bare GPT2Model (no "transformer." prefix) and
+ * carry the causal-mask buffers attn.bias / attn.masked_bias; old LLaMA checkpoints carry
+ * rotary_emb.inv_freq. Those buffers are recomputed, not learned.
+ */
+function canonicalName(spec: ModelSpec, name: string): string | null {
+  if (spec.arch === 'gpt2') {
+    if (/^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/.test(name)) return null;
+    if (!name.startsWith('transformer.') && name !== 'lm_head.weight') return `transformer.${name}`;
+  }
+  if (spec.arch === 'llama' && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) return null;
+  return name;
+}
+
+function checkTensors(
+  spec: ModelSpec,
+  expected: Map<string, number[]>,
+  found: Map<string, { shape: number[]; file: string }>,
+  where: string,
+  against = 'config.json',
+): void {
+  const list = (names: string[]) => names.slice(0, 5).map((n) => `"${n}"`).join(', ') + (names.length > 5 ? `, and ${names.length - 5} more` : '');
+  const missing = [...expected.keys()].filter((n) => !found.has(n));
+  if (missing.length > 0) {
+    throw new ModelDirError('MODEL_TENSORS_MISMATCH', `${where}: missing ${missing.length} tensor(s) of the ${spec.arch} architecture in ${against}: ${list(missing)}`, { where, missing });
+  }
+  const unexpected = [...found.keys()].filter((n) => !expected.has(n));
+  if (unexpected.length > 0) {
+    const hint = spec.tiedEmbeddings && unexpected.includes('lm_head.weight') ? ` (${against} ties the word embeddings, so there is no lm_head.weight)` : '';
+    throw new ModelDirError('MODEL_TENSORS_MISMATCH', `${where}: ${unexpected.length} tensor(s) not part of the architecture in ${against}: ${list(unexpected)}${hint}`, { where, unexpected });
+  }
+  for (const [name, shape] of expected) {
+    const got = found.get(name) as { shape: number[]; file: string };
+    if (got.shape.length !== shape.length || got.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelDirError('MODEL_TENSORS_MISMATCH', `${got.file}: tensor "${name}" has shape [${got.shape}]; ${against} implies [${shape}]`, { where, tensor: name });
+    }
+  }
+}
+
+async function openShards(open: ModelFileOpener, where: string): Promise<Array<{ file: string; src: ByteSource; names: Set<string>; index: string }>> {
+  const indexSrc = await open(INDEX_FILE);
+  if (!indexSrc) throw new ModelDirError('MODEL_FILE_MISSING', `${where}: no ${SAFETENSORS_FILE} and no ${INDEX_FILE}`, { where });
+  const index = await readJson(indexSrc);
+  const bad = (what: string): never => {
+    throw new ModelDirError('MODEL_INDEX_INVALID', `${indexSrc.name}: ${what}`, { where });
+  };
+  const weightMap = (index as { weight_map?: unknown }).weight_map;
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) bad('expected a "weight_map" object of tensor name -> shard file');
+  const byShard = new Map<string, Set<string>>();
+  for (const [tensor, file] of Object.entries(weightMap as Record<string, unknown>)) {
+    if (typeof file !== 'string' || !/^[^/\\]+\.safetensors$/.test(file) || file === '.safetensors') {
+      bad(`tensor "${tensor}" maps to ${JSON.stringify(file)}; expected a .safetensors file name in the same directory`);
+    }
+    const names = byShard.get(file as string) ?? new Set<string>();
+    names.add(tensor);
+    byShard.set(file as string, names);
+  }
+  if (byShard.size === 0) bad('"weight_map" lists no tensors');
+  const shards = [];
+  for (const [file, names] of byShard) {
+    const src = await open(file);
+    if (!src) throw new ModelDirError('MODEL_FILE_MISSING', `${indexSrc.name}: shard ${file} does not exist`, { where, file });
+    shards.push({ file, src, names, index: indexSrc.name });
+  }
+  return shards;
+}
+
+async function readJson(src: ByteSource): Promise<unknown> {
+  const text = new TextDecoder().decode(await src.read(0, await src.size()));
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ModelDirError('MODEL_FILE_INVALID', `${src.name}: is not valid JSON: ${(err as Error).message}`, { file: src.name });
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+export interface SaveModelOptions {
+  /** More files for the directory (tokenizer files, LICENSE, ...), name -> contents. */
+  files?: Record<string, Uint8Array | string>;
+}
+
+/**
+ * Writes an HF-layout directory: config.json, generation_config.json and model.safetensors (F32,
+ * tensors in the architecture's order, metadata format "pt" as transformers requires). The
+ * directory must be new or empty, so nothing is ever half-overwritten. Returns the base identity
+ * loadBaseDir will compute for it.
+ */
+export async function saveModelDir(dir: string, spec: ModelSpec, weights: Map<string, Float32Array>, opts: SaveModelOptions = {}): Promise<{ sha256: string; bytes: number }> {
+  const expected = tensorShapes(spec);
+  // Weights are flat arrays: a right element count stands for the right shape.
+  const shapes = new Map([...weights].map(([n, w]) => {
+    const want = expected.get(n);
+    return [n, { shape: want && want.reduce((a, b) => a * b, 1) === w.length ? want : [w.length], file: `weights for ${dir}` }];
+  }));
+  checkTensors(spec, expected, shapes, dir, 'the spec');
+  await mkdir(dir, { recursive: true });
+  const existing = await readdir(dir);
+  if (existing.length > 0) {
+    throw new ModelDirError('MODEL_OUT_DIR_NOT_EMPTY', `${dir}: output directory is not empty (holds ${existing.slice(0, 3).join(', ')}${existing.length > 3 ? ', ...' : ''}); choose a new directory`, { dir });
+  }
+  const tensors: TensorEntry[] = [...expected].map(([name, shape]) => ({ name, dtype: 'F32', shape, data: weights.get(name) as Float32Array }));
+  const json = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
+  await writeFile(join(dir, 'config.json'), json(configJson(spec)));
+  await writeFile(join(dir, 'generation_config.json'), json({ bos_token_id: spec.bosId, eos_token_id: spec.eosId }));
+  const result = await writeSafetensors(fileSink(join(dir, SAFETENSORS_FILE)), tensors, { format: 'pt' });
+  for (const [name, contents] of Object.entries(opts.files ?? {})) await writeFile(join(dir, name), contents);
+  return result;
+}
