@@ -88,7 +88,8 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
   checkGrads(slots, grads);
 
   const byName = [...slots].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const sq = tf.tidy(() => tf.stack(byName.map((s) => tf.sum(tf.square(grads.get(s.name)!)))).dataSync());
+  // One read-back for all tensors: a sync per tensor would stall the backend once per parameter.
+  const sq = byName.length === 0 ? new Float32Array(0) : tf.tidy(() => tf.stack(byName.map((s) => tf.sum(tf.square(grads.get(s.name)!)))).dataSync());
   let total = 0;
   for (const x of sq) total += x;
   const gradNorm = Math.sqrt(total);

@@ -196,6 +196,12 @@ describe('adamwStep', () => {
     dispose(straight, again, resumed);
   });
 
+  it('steps a group without parameters as a no-op with gradient norm 0', () => {
+    const empty: ParamGroup = { unit: 'head', slots: [], step: 3 };
+    expect(adamwStep(cfg, [empty], new Map(), 0)).toEqual({ gradNorm: 0, lr: 1e-2 });
+    expect(empty.step).toBe(4);
+  });
+
   it('leaks no tensors over 50 steps', () => {
     const grp = group('layers.0', { w: { data: [0.1, 0.2, 0.3, 0.4], shape: [2, 2] }, b: { data: [0, 0], shape: [2] } });
     const clipped = { ...cfg, maxGradNorm: 0.5 };
