@@ -1,0 +1,68 @@
+import { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { runChunk } from '../../core/train/chunk.ts';
+import type { ChunkManifest } from '../../core/store/manifest.ts';
+import { cliContext } from '../context.ts';
+import { numberArg } from './run.ts';
+
+interface ChunkOptions {
+  store: string;
+  run: string;
+  deadline?: number;
+  pricePerHour?: number;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('chunk')
+    .description('run one chunk: the rest of the current LISA period, then commit')
+    .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
+    .requiredOption('--run <id>', 'run id')
+    .option('--deadline <seconds>', 'wall-clock budget; stepping stops in time to upload and commit', numberArg)
+    .option('--price-per-hour <usd>', 'machine price for cost metering', numberArg)
+    .option('--json', 'print the committed manifest as JSON')
+    .action(async (o: ChunkOptions) => {
+      const ctx = await cliContext(o.store, { quiet: o.json });
+      const bar = o.json || !process.stderr.isTTY ? null : progressBar();
+      const manifest = await runChunk({
+        store: ctx.store,
+        runId: o.run,
+        cache: ctx.cache,
+        sources: ctx.sources,
+        deadline: o.deadline === undefined ? undefined : Date.now() + o.deadline * 1000,
+        usdPerHour: o.pricePerHour,
+        accelerator: ctx.backend === 'tensorflow',
+        onStep: (e) => {
+          if (!bar) return;
+          if (e.stepInChunk === 1) bar.start(e.stepsPlanned, 0, { loss: '-', tps: '-' });
+          bar.update(e.stepInChunk, { loss: e.loss.toFixed(4), tps: (e.tokens / e.seconds).toFixed(0) });
+        },
+      }).finally(() => bar?.stop());
+      process.stdout.write(o.json ? `${JSON.stringify(manifest, null, 2)}\n` : summarize(manifest));
+    });
+}
+
+function progressBar(): cliProgress.SingleBar {
+  return new cliProgress.SingleBar(
+    { format: 'step {value}/{total} |{bar}| loss {loss} | {tps} tok/s | ETA {eta}s', hideCursor: true, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+export function summarize(m: ChunkManifest): string {
+  const first = m.losses[0];
+  const last = m.losses.at(-1);
+  const lines = [
+    `committed chunk ${m.seq} of run ${m.runId} (period ${m.period}, stopped by ${m.stoppedBy})`,
+    `  units     ${m.activeUnits.join(', ')}`,
+    `  steps     ${m.startStep} -> ${m.globalStep}`,
+    `  loss      ${first?.toFixed(4) ?? '-'} -> ${last?.toFixed(4) ?? '-'}`,
+    ...(m.heldOut ? [`  held-out  loss ${m.heldOut.loss.toFixed(4)}, perplexity ${m.heldOut.perplexity.toFixed(2)}`] : []),
+    `  tokens    ${m.tokens} (${(m.tokens / Math.max(m.seconds.train, 1e-9)).toFixed(0)} tok/s)`,
+    `  seconds   ${m.seconds.wall.toFixed(2)} (load ${m.seconds.load.toFixed(2)}, train ${m.seconds.train.toFixed(2)}, upload ${m.seconds.upload.toFixed(2)})`,
+    `  bytes     in ${m.bytes.in}, out ${m.bytes.out}`,
+    `  cost      $${m.costUsd.toFixed(6)} (run total $${m.totals.costUsd.toFixed(6)})`,
+  ];
+  return `${lines.join('\n')}\n`;
+}

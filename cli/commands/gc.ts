@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { gcRun } from '../../core/store/gc.ts';
+import { openStoreFromEnv } from '../context.ts';
+import { numberArg } from './run.ts';
+
+export function register(program: Command): void {
+  program
+    .command('gc')
+    .description('delete unit objects that no committed manifest references')
+    .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
+    .requiredOption('--run <id>', 'run id')
+    .option('--grace <seconds>', 'keep unreferenced objects of uncommitted seqs younger than this', numberArg, 3600)
+    .option('--json', 'print the result as JSON')
+    .action(async (o: { store: string; run: string; grace: number; json?: boolean }) => {
+      const result = await gcRun(openStoreFromEnv(o.store), o.run, { graceSeconds: o.grace });
+      if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else {
+        for (const key of result.deleted) process.stdout.write(`deleted ${key}\n`);
+        process.stdout.write(
+          `${result.deleted.length} deleted, ${result.referenced} referenced kept, ${result.pending.length} pending (younger than ${o.grace} s)\n`,
+        );
+      }
+    });
+}

@@ -1,0 +1,107 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { createRun } from '../../core/train/create-run.ts';
+import type { RunConfigInput } from '../../core/store/run-spec.ts';
+import { cliContext } from '../context.ts';
+
+export function intArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
+  return n;
+}
+
+export function numberArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
+  return n;
+}
+
+interface CreateOptions {
+  store: string;
+  base: string;
+  data: string;
+  format?: 'jsonl' | 'text';
+  fields?: string;
+  template?: string;
+  seqLen?: number;
+  heldOut?: number;
+  layers?: number;
+  period?: number;
+  embedHead?: 'always' | 'never' | 'sampled';
+  layerProbabilities?: string;
+  optimizerState?: 'restore' | 'reset';
+  steps?: number;
+  batch?: number;
+  gradAccum?: number;
+  lr?: number;
+  schedule?: 'cosine' | 'linear' | 'constant';
+  warmup?: number;
+  weightDecay?: number;
+  maxGradNorm?: number;
+  seed?: number;
+  maxCost?: number;
+  id?: string;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  const run = program.command('run').description('create and inspect fine-tuning runs');
+  run
+    .command('create')
+    .description('create a run: validates the base and the data, writes run.json, prints the run id')
+    .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
+    .requiredOption('--base <ref>', 'base model directory or s3:// prefix (Hugging Face layout)')
+    .requiredOption('--data <ref>', 'training data: .jsonl or text file, or s3:// key')
+    .option('--format <format>', 'jsonl | text (default: from the extension)')
+    .option('--fields <list>', 'JSONL fields, prompt fields then the response field, e.g. question,answer')
+    .option('--template <text>', 'prompt template with {field} placeholders')
+    .option('--seq-len <n>', 'tokens per example (default: the model context)', intArg)
+    .option('--held-out <n>', 'examples held out for evaluation', intArg)
+    .option('--layers <γ>', 'middle blocks trained per period', intArg)
+    .option('--period <K>', 'steps per sampling period', intArg)
+    .option('--embed-head <mode>', 'always | never | sampled')
+    .option('--layer-probabilities <list>', 'per-block sampling weights, comma separated')
+    .option('--optimizer-state <policy>', 'restore | reset: AdamW moments of a re-sampled unit')
+    .option('--steps <n>', 'total optimizer steps', intArg)
+    .option('--batch <n>', 'examples per micro-batch', intArg)
+    .option('--grad-accum <n>', 'micro-batches per step', intArg)
+    .option('--lr <rate>', 'peak learning rate', numberArg)
+    .option('--schedule <kind>', 'cosine | linear | constant')
+    .option('--warmup <steps>', 'warmup steps', intArg)
+    .option('--weight-decay <wd>', 'decoupled weight decay', numberArg)
+    .option('--max-grad-norm <n>', 'global-norm clipping (0 disables)', numberArg)
+    .option('--seed <n>', 'seed for sampling and shuffling', intArg)
+    .option('--max-cost <usd>', 'budget: no chunk starts once this much is spent', numberArg)
+    .option('--id <runId>', 'choose the run id (default: generated)')
+    .option('--json', 'print the run spec as JSON')
+    .action(async (o: CreateOptions) => {
+      const ctx = await cliContext(o.store, { quiet: o.json });
+      const input: RunConfigInput = {
+        base: o.base,
+        data: o.data,
+        format: o.format,
+        fields: o.fields?.split(',').map((f) => f.trim()),
+        template: o.template,
+        seqLen: o.seqLen,
+        heldOut: o.heldOut,
+        activeLayers: o.layers,
+        period: o.period,
+        embedHead: o.embedHead,
+        layerProbabilities: o.layerProbabilities?.split(',').map(Number),
+        optimizerState: o.optimizerState,
+        steps: o.steps,
+        batchSize: o.batch,
+        gradAccum: o.gradAccum,
+        lr: o.lr,
+        schedule: o.schedule,
+        warmupSteps: o.warmup,
+        weightDecay: o.weightDecay,
+        maxGradNorm: o.maxGradNorm,
+        seed: o.seed,
+        maxCostUsd: o.maxCost,
+      };
+      const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as RunConfigInput;
+      const spec = await createRun({ store: ctx.store, input: defined, sources: ctx.sources, cache: ctx.cache, runId: o.id });
+      if (o.json) process.stdout.write(`${JSON.stringify(spec, null, 2)}\n`);
+      else process.stdout.write(`${spec.id}\n`);
+    });
+}

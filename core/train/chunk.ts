@@ -1,0 +1,360 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { randomBytes } from 'node:crypto';
+import PQueue from 'p-queue';
+import { LisaError } from '../errors.ts';
+import { sampleUnits } from '../lisa/schedule.ts';
+import { adamwStep, type AdamWConfig, type ParamGroup } from '../optim/adamw.ts';
+import { createParamGroup, disposeParamGroup, readGroupState } from '../optim/state.ts';
+import { GradAccumulator } from '../optim/accumulate.ts';
+import { nextBatch, type Batch, type Cursor } from '../data/index.ts';
+import { heldOutLoss } from './evaluate.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { unitKey } from '../store/keys.ts';
+import {
+  commitManifest,
+  headManifest,
+  sha256Hex,
+  ChunkConflictError,
+  type ChunkManifest,
+  type UnitRef,
+} from '../store/manifest.ts';
+import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
+import { encodeUnitObject } from '../store/unit-object.ts';
+import { createModel, type Model } from '../models/model.ts';
+import { unitOf } from '../models/units.ts';
+import type { ModelSpec } from '../models/config.ts';
+import { materialize, type RunWeights } from './run-state.ts';
+import type { ResourceCache } from './resources.ts';
+import { openRunInputs, type Sources } from './sources.ts';
+import type { PreparedDataset } from '../data/index.ts';
+
+export interface StepEvent {
+  step: number; // global step just finished
+  stepInChunk: number;
+  stepsPlanned: number;
+  loss: number;
+  lr: number;
+  tokens: number;
+  seconds: number;
+}
+
+export interface ChunkOptions {
+  store: ObjectStore;
+  runId: string;
+  cache: ResourceCache;
+  /** opens the base model and data a run refers to (local path or s3://) */
+  sources: Sources;
+  /** absolute deadline in ms since the epoch (Date.now() clock); stepping stops in time to commit */
+  deadline?: number;
+  /** seconds kept free before the deadline for upload and commit */
+  commitReserveSeconds?: number;
+  /** price of the machine this runs on, for metering */
+  usdPerHour?: number;
+  /** true when the backend is an accelerator, so its seconds are billed as accelerator time */
+  accelerator?: boolean;
+  uploadConcurrency?: number;
+  now?: () => number;
+  onStep?: (e: StepEvent) => void;
+}
+
+export class RunCompleteError extends LisaError {
+  constructor(runId: string, steps: number) {
+    super('RUN_COMPLETE', `run '${runId}' has already trained all ${steps} steps`, { runId, steps });
+  }
+}
+
+export class BudgetExceededError extends LisaError {
+  constructor(runId: string, spentUsd: number, maxCostUsd: number) {
+    super('BUDGET_EXCEEDED', `run '${runId}' has spent $${spentUsd.toFixed(4)} of its $${maxCostUsd} budget; no chunk starts over budget`, {
+      runId,
+      spentUsd,
+      maxCostUsd,
+    });
+  }
+}
+
+export class DeadlineTooShortError extends LisaError {
+  constructor(runId: string, secondsLeft: number) {
+    super('DEADLINE_TOO_SHORT', `run '${runId}': ${secondsLeft.toFixed(1)} s before the deadline is not enough for one step and the commit`, {
+      runId,
+      secondsLeft,
+    });
+  }
+}
+
+export function adamwConfig(run: RunSpec): AdamWConfig {
+  const c = run.config;
+  return {
+    lr: c.lr,
+    beta1: c.beta1,
+    beta2: c.beta2,
+    eps: c.eps,
+    weightDecay: c.weightDecay,
+    maxGradNorm: c.maxGradNorm,
+    decayNormsAndBiases: c.decayNormsAndBiases,
+    schedule: { kind: c.schedule, warmupSteps: c.warmupSteps, totalSteps: c.steps, minLrRatio: c.minLrRatio },
+  };
+}
+
+/** The units period `period` trains, deterministic from the run's seed. */
+export function periodUnits(run: RunSpec, nLayers: number, period: number): string[] {
+  const c = run.config;
+  return sampleUnits(
+    { nLayers, activeLayers: c.activeLayers, embedHead: c.embedHead, probabilities: c.layerProbabilities, seed: c.seed },
+    period,
+  );
+}
+
+/**
+ * One function invocation = (the rest of) one LISA period: read the head manifest, rebuild the
+ * model from the base and the run's units, train the period's units from the data cursor, upload
+ * only those units (weights + AdamW m, v) and commit the next manifest with an exclusive create.
+ * A chunk that stops early at its deadline leaves the rest of the period to the next chunk, which
+ * samples the same units, so the schedule is the same however the run is cut into chunks.
+ */
+export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
+  const now = opts.now ?? Date.now;
+  const t0 = now();
+  const { store, runId } = opts;
+  const bytesIn0 = store.stats.bytesIn;
+  const bytesOut0 = store.stats.bytesOut;
+
+  const run = await readRunSpec(store, runId);
+  const c = run.config;
+  const parent = await headManifest(store, runId);
+  const startStep = parent?.globalStep ?? 0;
+  if (startStep >= c.steps) throw new RunCompleteError(runId, c.steps);
+  const spent = parent?.totals.costUsd ?? 0;
+  if (c.maxCostUsd !== undefined && spent >= c.maxCostUsd) throw new BudgetExceededError(runId, spent, c.maxCostUsd);
+
+  const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
+  const period = Math.floor(startStep / c.period);
+  const active = periodUnits(run, base.spec.nLayers, period);
+  const state = await materialize(store, base.spec, base.weights, parent, new Set(c.optimizerState === 'restore' ? active : []));
+  const stepsPlanned = Math.min((period + 1) * c.period, c.steps) - startStep;
+  const tLoaded = now();
+
+  const model = createModel(base.spec, state.weights);
+  const groups = optimizerGroups(model, base.spec, active, state, run);
+  const cfg = adamwConfig(run);
+  const losses: number[] = [];
+  const learningRates: number[] = [];
+  let cursor = parent?.cursor ?? { epoch: 0, index: 0 };
+  let tokens = 0;
+  let stoppedBy: ChunkManifest['stoppedBy'] = 'period';
+  let heldOut: ChunkManifest['heldOut'] = null;
+  const reserveMs = (opts.commitReserveSeconds ?? 5) * 1000;
+  try {
+    let slowestStepMs = 0;
+    for (let i = 0; i < stepsPlanned; i++) {
+      const tStep = now();
+      if (opts.deadline !== undefined && tStep + slowestStepMs * 1.5 + reserveMs > opts.deadline) {
+        if (i === 0) throw new DeadlineTooShortError(runId, (opts.deadline - tStep) / 1000);
+        stoppedBy = 'deadline';
+        break;
+      }
+      const step = trainStep(model, groups, cfg, dataset, cursor, run, startStep + i);
+      cursor = step.cursor;
+      tokens += step.tokens;
+      losses.push(step.loss);
+      learningRates.push(step.lr);
+      slowestStepMs = Math.max(slowestStepMs, now() - tStep);
+      opts.onStep?.({
+        step: startStep + i + 1,
+        stepInChunk: i + 1,
+        stepsPlanned,
+        loss: step.loss,
+        lr: step.lr,
+        tokens,
+        seconds: (now() - tLoaded) / 1000,
+      });
+    }
+    if (startStep + losses.length >= c.steps) stoppedBy = 'run-complete';
+    heldOut = heldOutLoss(model, dataset, c.batchSize);
+  } catch (err) {
+    groups.forEach(disposeParamGroup);
+    model.dispose();
+    throw err;
+  }
+  const tTrained = now();
+
+  const seq = parent ? parent.seq + 1 : 0;
+  const attempt = randomBytes(4).toString('hex');
+  const objects = await encodeUnits(model, groups, run, seq, startStep + losses.length, attempt);
+  groups.forEach(disposeParamGroup);
+  model.dispose();
+
+  const units: Record<string, UnitRef> = { ...(parent?.units ?? {}) };
+  const queue = new PQueue({ concurrency: opts.uploadConcurrency ?? 8 });
+  try {
+    await Promise.all(objects.map((o) => queue.add(() => store.put(o.ref.key, o.body))));
+  } catch (err) {
+    await deleteQuietly(store, objects.map((o) => o.ref.key));
+    throw err;
+  }
+  for (const o of objects) units[o.unit] = o.ref;
+  const tUploaded = now();
+
+  const wall = (tUploaded - t0) / 1000;
+  const costUsd = (wall * (opts.usdPerHour ?? 0)) / 3600;
+  const bytesIn = store.stats.bytesIn - bytesIn0;
+  const bytesOut = store.stats.bytesOut - bytesOut0;
+  const prev = parent?.totals ?? { steps: 0, tokens: 0, seconds: 0, costUsd: 0, bytesIn: 0, bytesOut: 0 };
+  const manifest: ChunkManifest = {
+    version: 1,
+    runId,
+    seq,
+    createdAt: new Date(tUploaded).toISOString(),
+    period,
+    activeUnits: active,
+    units,
+    cursor,
+    startStep,
+    globalStep: startStep + losses.length,
+    losses,
+    learningRates,
+    tokens,
+    heldOut,
+    stoppedBy,
+    seconds: {
+      wall,
+      load: (tLoaded - t0) / 1000,
+      train: (tTrained - tLoaded) / 1000,
+      upload: (tUploaded - tTrained) / 1000,
+      accelerator: opts.accelerator ? wall : 0,
+    },
+    bytes: { in: bytesIn, out: bytesOut },
+    costUsd,
+    totals: {
+      steps: prev.steps + losses.length,
+      tokens: prev.tokens + tokens,
+      seconds: prev.seconds + wall,
+      costUsd: prev.costUsd + costUsd,
+      bytesIn: prev.bytesIn + bytesIn,
+      bytesOut: prev.bytesOut + bytesOut,
+    },
+  };
+  try {
+    await commitManifest(store, manifest);
+  } catch (err) {
+    // Only a loser cleans up: after any other failure the manifest may have landed.
+    if (err instanceof ChunkConflictError) await deleteQuietly(store, objects.map((o) => o.ref.key));
+    throw err;
+  }
+  return manifest;
+}
+
+interface StepResult {
+  loss: number;
+  lr: number;
+  tokens: number;
+  cursor: Cursor;
+}
+
+/**
+ * One optimizer step over gradAccum micro-batches. Each micro-batch's gradient is weighted by
+ * its share of the step's loss tokens, so the step follows the token-mean loss of the whole batch.
+ * Only the active units' variables are differentiated: frozen units get no weight gradients.
+ */
+function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset: PreparedDataset, start: Cursor, run: RunSpec, globalStep: number): StepResult {
+  const { batchSize, gradAccum } = run.config;
+  const batches: Batch[] = [];
+  let cursor = start;
+  for (let i = 0; i < gradAccum; i++) {
+    const batch = nextBatch(dataset, cursor, batchSize);
+    batches.push(batch);
+    cursor = batch.cursor;
+  }
+  const total = batches.reduce((n, b) => n + b.lossTokens, 0);
+  const varList = groups.flatMap((g) => g.slots.map((s) => s.param));
+  const hfName = new Map(groups.flatMap((g) => g.slots.map((s) => [s.param.name, s.name] as const)));
+  const acc = new GradAccumulator();
+  let loss = 0;
+  let tokens = 0;
+  try {
+    for (const batch of batches) {
+      const weight = total === 0 ? 1 / batches.length : batch.lossTokens / total;
+      const { value, grads } = tf.tidy(() =>
+        tf.variableGrads(
+          () =>
+            model.loss(
+              tf.tensor2d(batch.tokens, undefined, 'int32'),
+              tf.tensor2d(batch.targets, undefined, 'int32'),
+              tf.tensor2d(batch.mask, undefined, 'float32'),
+            ),
+          varList,
+        ),
+      );
+      loss += value.dataSync()[0] * weight;
+      tokens += batch.tokens.reduce((n, row) => n + row.length, 0);
+      acc.add(new Map(Object.entries(grads).map(([varName, g]) => [hfName.get(varName)!, g])), weight);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const summed = acc.take();
+    try {
+      const { lr } = adamwStep(cfg, groups, summed, globalStep);
+      return { loss, lr, tokens, cursor };
+    } finally {
+      tf.dispose([...summed.values()]);
+    }
+  } finally {
+    acc.dispose();
+  }
+}
+
+/**
+ * AdamW groups for the active units, with m and v restored from the run's latest objects
+ * (`restore`) or zero (`reset`, or a unit never trained). Frozen units get no state at all.
+ */
+function optimizerGroups(model: Model, spec: ModelSpec, active: string[], state: RunWeights, run: RunSpec): ParamGroup[] {
+  const params = new Map<string, Array<[string, tf.Variable]>>(active.map((u) => [u, []]));
+  for (const [name, param] of model.params) params.get(unitOf(spec, name))?.push([name, param]);
+  const groups: ParamGroup[] = [];
+  try {
+    for (const [unit, list] of params) {
+      const step = state.adamSteps.get(unit);
+      const restore = run.config.optimizerState === 'restore' && step !== undefined;
+      const slots = new Map(list.map(([name]) => [name, state.adam.get(name)!]));
+      groups.push(createParamGroup(unit, list, restore ? { step, slots } : undefined));
+    }
+  } catch (err) {
+    groups.forEach(disposeParamGroup);
+    throw err;
+  }
+  return groups;
+}
+
+interface EncodedUnit {
+  unit: string;
+  body: Uint8Array;
+  ref: UnitRef;
+}
+
+async function encodeUnits(
+  model: Model,
+  groups: ParamGroup[],
+  run: RunSpec,
+  seq: number,
+  globalStep: number,
+  attempt: string,
+): Promise<EncodedUnit[]> {
+  const out: EncodedUnit[] = [];
+  for (const g of groups) {
+    const state = await readGroupState(g);
+    const tensors = await Promise.all(
+      g.slots.map(async (s) => ({ name: s.name, shape: s.param.shape, weight: (await s.param.data()) as Float32Array, ...state.slots.get(s.name)! })),
+    );
+    const body = await encodeUnitObject(
+      { unit: g.unit, adamStep: g.step, tensors },
+      { runId: run.id, seq: String(seq), globalStep: String(globalStep), baseSha256: run.base.sha256 },
+    );
+    const key = unitKey(run.id, g.unit, seq, attempt);
+    out.push({ unit: g.unit, body, ref: { key, sha256: sha256Hex(body), bytes: body.length, seq, step: globalStep, adamStep: g.step } });
+  }
+  return out;
+}
+
+async function deleteQuietly(store: ObjectStore, keys: string[]): Promise<void> {
+  await Promise.allSettled(keys.map((k) => store.delete(k)));
+}
+

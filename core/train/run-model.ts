@@ -1,0 +1,36 @@
+import type { ObjectStore } from '../store/object-store.ts';
+import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
+import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
+import { createModel, type Model } from '../models/model.ts';
+import { materialize } from './run-state.ts';
+import { openRunInputs, type Sources } from './sources.ts';
+import type { LoadedBase, ResourceCache } from './resources.ts';
+import type { PreparedDataset } from '../data/index.ts';
+
+export interface RunModel {
+  run: RunSpec;
+  /** the manifest the weights come from; null = the untouched base */
+  manifest: ChunkManifest | null;
+  base: LoadedBase;
+  dataset: PreparedDataset;
+  model: Model;
+}
+
+/**
+ * A run's model at a committed seq (default: head; -1: the base before any chunk), for
+ * generation and evaluation. The caller disposes `model`.
+ */
+export async function loadRunModel(opts: {
+  store: ObjectStore;
+  runId: string;
+  at?: number;
+  sources: Sources;
+  cache: ResourceCache;
+}): Promise<RunModel> {
+  const run = await readRunSpec(opts.store, opts.runId);
+  const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
+  const manifest =
+    opts.at === undefined ? await headManifest(opts.store, run.id) : opts.at < 0 ? null : await readManifest(opts.store, run.id, opts.at);
+  const { weights } = await materialize(opts.store, base.spec, base.weights, manifest, new Set());
+  return { run, manifest, base, dataset, model: createModel(base.spec, weights) };
+}
