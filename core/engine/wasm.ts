@@ -4,6 +4,8 @@
  *
  * - wasm has no UnsortedSegmentSum kernel, so tf.gather (the embedding) has no gradient there.
  *   We register one written in JS: a scatter-add of rows is memory-bound, so JS loses nothing.
+ * - wasm's OneHot writes int32 bit patterns whatever the requested dtype (a float32 one-hot
+ *   reads as denormals ~1e-45); we build the int32 one-hot and cast.
  * - wasm's BatchMatMul runs on XNNPACK only when both operands are single (batch 1) matrices
  *   and neither is transposed; every other case falls to a scalar loop ~12x slower. The kernel
  *   wrapper below transposes explicitly and folds a batched left operand into rows so that the
@@ -12,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { ensureGradients } from './gradients.ts';
 
 type TensorInfo = tf.TensorInfo;
 type KernelFunc = (args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap }) =>
@@ -22,6 +25,7 @@ let enabled = true;
 let installed = false;
 let stockMatMul: tf.KernelConfig | undefined;
 let stockMatMulGrad: tf.GradConfig | undefined;
+let stockOneHot: tf.KernelConfig | undefined;
 
 /** Turns the overrides on or off (benchmarks compare both in one process). */
 export function setWasmOverrides(on: boolean): void {
@@ -63,6 +67,17 @@ function unsortedSegmentSum(args: Parameters<KernelFunc>[0]): TensorInfo {
     const dst = s * inner;
     for (let j = 0; j < inner; j++) o[dst + j] += xs[src + j];
   }
+  return out;
+}
+
+function oneHot(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const stock = stockOneHot!.kernelFunc as KernelFunc;
+  const attrs = args.attrs as { dtype: tf.DataType };
+  if (attrs.dtype === 'int32') return stock(args) as TensorInfo;
+  const ints = stock({ ...args, attrs: { ...attrs, dtype: 'int32' } }) as TensorInfo;
+  const cast = tf.getKernel('Cast', 'wasm')!.kernelFunc as KernelFunc;
+  const out = cast({ inputs: { x: ints }, backend: args.backend, attrs: { dtype: attrs.dtype } }) as TensorInfo;
+  args.backend.disposeData(ints.dataId);
   return out;
 }
 
@@ -143,12 +158,15 @@ export function installWasmOverrides(): void {
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as tf.KernelFunc });
   }
+  stockOneHot = tf.getKernel('OneHot', 'wasm')!;
+  tf.unregisterKernel('OneHot', 'wasm');
+  tf.registerKernel({ ...stockOneHot, kernelFunc: oneHot as tf.KernelFunc });
   stockMatMul = tf.getKernel('BatchMatMul', 'wasm');
   if (!stockMatMul) throw new Error('tfjs-backend-wasm registered no BatchMatMul kernel');
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({ ...stockMatMul, kernelFunc: batchMatMul as tf.KernelFunc });
-  stockMatMulGrad = tf.getGradient('BatchMatMul');
-  if (!stockMatMulGrad) throw new Error('tfjs-core registered no BatchMatMul gradient');
+  ensureGradients();
+  stockMatMulGrad = tf.getGradient('BatchMatMul')!;
   tf.unregisterGradient('BatchMatMul');
   tf.registerGradient(batchMatMulGrad);
 }

@@ -86,16 +86,19 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D):
  * (softmax - onehot) * weight, one softmax instead of the chain through logSumExp.
  */
 export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
-  const onehot = tf.oneHot(tf.cast(targets, 'int32'), logits.shape[1], 1, 0, 'float32'); // [N, V]
+  // int32 then cast: tfjs-backend-wasm 4.22's OneHot writes int bits into float32 outputs.
+  const onehot = tf.cast(tf.oneHot(tf.cast(targets, 'int32'), logits.shape[1]), 'float32'); // [N, V]
   const weights = tf.div(mask, tf.maximum(tf.sum(mask), 1)); // [N]
+  // Tensors the gradient needs go through save(): closures would be disposed by the caller's tidy
+  // before backprop runs.
   const ce = tf.customGrad((...args) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     const logp = tf.logSoftmax(x);
-    save([logp]);
+    save([logp, onehot, weights]);
     const nll = tf.neg(tf.sum(tf.mul(logp, onehot), -1)); // [N]
     return {
       value: tf.sum(tf.mul(nll, weights)),
-      gradFunc: (dy, [saved]) => tf.mul(dy, tf.mul(tf.sub(tf.exp(saved), onehot), tf.expandDims(weights, 1))),
+      gradFunc: (dy, [lp, oh, wt]) => tf.mul(dy, tf.mul(tf.sub(tf.exp(lp), oh), tf.expandDims(wt, 1))),
     };
   });
   return ce(logits) as tf.Scalar;
