@@ -1,0 +1,108 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { EngineError, initEngine, setWasmOverrides, type BackendName } from '../../core/engine/index.ts';
+
+async function onBoth<T>(f: () => T): Promise<{ cpu: T; wasm: T }> {
+  await tf.setBackend('cpu');
+  const cpu = f();
+  await tf.setBackend('wasm');
+  return { cpu, wasm: f() };
+}
+
+let seed = 3;
+function rand(shape: number[]): number[] {
+  return Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
+    seed = (seed * 48271) % 2147483647;
+    return seed / 2147483647 - 0.5;
+  });
+}
+
+describe('initEngine', () => {
+  it('picks wasm when the native tensorflow packages are absent, and logs the choice once', async () => {
+    const logs: string[] = [];
+    expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/^engine: tfjs 4\.22\.0 backend wasm; tensorflow unavailable \(@tensorflow\/tfjs-node-gpu: .*; @tensorflow\/tfjs-node: /);
+    expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
+    expect(logs).toHaveLength(1);
+  });
+
+  it('falls through from a requested tensorflow backend and says so', async () => {
+    const logs: string[] = [];
+    await initEngine({ backend: 'cpu' });
+    expect(await initEngine({ backend: 'tensorflow', log: (m) => logs.push(m) })).toBe('wasm');
+    expect(logs[0]).toContain('backend wasm instead of requested tensorflow');
+  });
+
+  it('starts cpu on request and rejects unknown names', async () => {
+    expect(await initEngine({ backend: 'cpu' })).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+    await expect(initEngine({ backend: 'webgpu' as BackendName })).rejects.toThrow(EngineError);
+    await expect(initEngine({ backend: 'webgpu' as BackendName })).rejects.toThrow(/unknown backend "webgpu"; expected one of tensorflow, wasm, cpu/);
+    expect(await initEngine({ backend: 'wasm' })).toBe('wasm');
+  });
+});
+
+describe('wasm kernels installed by the engine', () => {
+  it('BatchMatMul equals cpu for every transpose combination, batched and broadcast operands', async () => {
+    await initEngine({ backend: 'wasm' });
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[5, 7], [7, 3], false, false],
+      [[7, 5], [7, 3], true, false],
+      [[5, 7], [3, 7], false, true],
+      [[7, 5], [3, 7], true, true],
+      [[2, 5, 7], [7, 3], false, false],
+      [[2, 5, 7], [3, 7], false, true],
+      [[2, 7, 5], [2, 7, 3], true, false],
+      [[2, 5, 7], [2, 3, 7], false, true],
+      [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
+    ];
+    for (const on of [true, false]) {
+      setWasmOverrides(on);
+      for (const [sa, sb, ta, tb] of cases) {
+        const a = rand(sa);
+        const b = rand(sb);
+        const { cpu, wasm } = await onBoth(() => {
+          const y = tf.matMul(tf.tensor(a, sa), tf.tensor(b, sb), ta, tb);
+          return { shape: y.shape, data: Array.from(y.dataSync()) };
+        });
+        expect(wasm.shape).toEqual(cpu.shape);
+        wasm.data.forEach((v, i) => expect(v).toBeCloseTo(cpu.data[i], 5));
+      }
+    }
+    setWasmOverrides(true);
+  });
+
+  it('UnsortedSegmentSum (tf.gather gradient) equals cpu, dropping out-of-range ids', async () => {
+    await initEngine({ backend: 'wasm' });
+    const x = rand([5, 2, 3]);
+    const { cpu, wasm } = await onBoth(() =>
+      Array.from(tf.unsortedSegmentSum(tf.tensor(x, [5, 2, 3]), tf.tensor1d([3, 0, 3, 1, 3], 'int32'), 4).dataSync()),
+    );
+    expect(wasm.length).toBe(24);
+    wasm.forEach((v, i) => expect(v).toBeCloseTo(cpu[i], 6));
+    await tf.setBackend('wasm');
+    expect(Array.from(tf.unsortedSegmentSum(tf.tensor1d([1, 2, 4]), tf.tensor1d([0, 7, 0], 'int32'), 2).dataSync())).toEqual([5, 0]);
+  });
+
+  it('OneHot with a float dtype holds 0/1 floats', async () => {
+    await initEngine({ backend: 'wasm' });
+    expect(Array.from(tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3, 1, 0, 'float32').dataSync())).toEqual([0, 0, 1, 1, 0, 0]);
+  });
+
+  it('the matmul overrides do not leak tensors', async () => {
+    await initEngine({ backend: 'wasm' });
+    const a = tf.tensor(rand([2, 4, 6]), [2, 4, 6]);
+    const b = tf.tensor(rand([5, 6]), [5, 6]);
+    const idx = tf.tensor1d([1], 'int32');
+    tf.matMul(a, b, false, true).dispose();
+    const before = tf.memory().numTensors;
+    // Temporaries live below the engine's bookkeeping: count the backend's buffers too.
+    const buffers = tf.backend().numDataIds();
+    for (let i = 0; i < 5; i++) tf.matMul(a, b, false, true).dispose();
+    for (let i = 0; i < 5; i++) tf.oneHot(idx, 3, 1, 0, 'float32').dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.backend().numDataIds()).toBe(buffers);
+  });
+});
