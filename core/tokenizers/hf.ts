@@ -63,7 +63,10 @@ export class HfTokenizerAdapter implements Tokenizer {
     readonly eosId: number,
   ) {
     this.hf = hf;
-    this.vocabSize = Math.max(...hf.get_vocab(true).values()) + 1;
+    // A loop, not Math.max(...ids): spreading a 250k-entry vocabulary overflows the argument limit.
+    let maxId = -1;
+    for (const id of hf.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
     this.byteLevel = components(json.decoder).some((c) => c.type === 'ByteLevel');
     this.byteFallback = isObject(json.model) && json.model.byte_fallback === true;
     this.dummyPrefix =
