@@ -130,12 +130,15 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const period = Math.floor(startStep / c.period);
   const active = periodUnits(run, base.spec.nLayers, period);
-  const state = await materialize(store, base.spec, base.weights, parent, new Set(c.optimizerState === 'restore' ? active : []));
+  const state = await materialize(store, base.spec, base.weights, parent, new Set(active));
   const stepsPlanned = Math.min((period + 1) * c.period, c.steps) - startStep;
   const tLoaded = now();
 
   const model = createModel(base.spec, state.weights);
-  const groups = optimizerGroups(model, base.spec, active, state, run);
+  // Under `reset` a unit keeps its moments only within one period, which may span chunks cut by deadlines.
+  const periodStart = period * c.period;
+  const keep = new Set(active.filter((u) => c.optimizerState === 'restore' || (parent?.units[u]?.step ?? 0) > periodStart));
+  const groups = optimizerGroups(model, base.spec, active, state, keep);
   const cfg = adamwConfig(run);
   const losses: number[] = [];
   const learningRates: number[] = [];
@@ -303,17 +306,17 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
 }
 
 /**
- * AdamW groups for the active units, with m and v restored from the run's latest objects
- * (`restore`) or zero (`reset`, or a unit never trained). Frozen units get no state at all.
+ * AdamW groups for the active units, with m and v restored from the run's latest objects for the
+ * units in `keep`, zero for the others and for units never trained. Frozen units get no state.
  */
-function optimizerGroups(model: Model, spec: ModelSpec, active: string[], state: RunWeights, run: RunSpec): ParamGroup[] {
+function optimizerGroups(model: Model, spec: ModelSpec, active: string[], state: RunWeights, keep: ReadonlySet<string>): ParamGroup[] {
   const params = new Map<string, Array<[string, tf.Variable]>>(active.map((u) => [u, []]));
   for (const [name, param] of model.params) params.get(unitOf(spec, name))?.push([name, param]);
   const groups: ParamGroup[] = [];
   try {
     for (const [unit, list] of params) {
       const step = state.adamSteps.get(unit);
-      const restore = run.config.optimizerState === 'restore' && step !== undefined;
+      const restore = keep.has(unit) && step !== undefined;
       const slots = new Map(list.map(([name]) => [name, state.adam.get(name)!]));
       groups.push(createParamGroup(unit, list, restore ? { step, slots } : undefined));
     }
