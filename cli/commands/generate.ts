@@ -3,7 +3,11 @@ import { loadBaseDir } from '../../core/models/load.ts';
 import { createModel, type Model } from '../../core/models/model.ts';
 import { generateText } from '../../core/models/textgen.ts';
 import { loadTokenizerDir, type Tokenizer } from '../../core/tokenizers/index.ts';
-import { engineFromEnv } from '../context.ts';
+import { LisaError } from '../../core/errors.ts';
+import { loadRunModel } from '../../core/train/run-model.ts';
+import { ResourceCache } from '../../core/train/resources.ts';
+import { createSources } from '../../core/train/sources.ts';
+import { engineFromEnv, openStoreFromEnv } from '../context.ts';
 
 /** Where the weights come from: a model directory today; a run's chunk (--store/--run/--at) plugs in here. */
 export type ModelSource = () => Promise<{ model: Model; tokenizer: Tokenizer }>;
@@ -49,21 +53,55 @@ const number = (min: number, max: number) => (value: string) => {
   return n;
 };
 
+interface GenerateArgs {
+  model?: string;
+  store?: string;
+  run?: string;
+  at?: number;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed?: number;
+}
+
+export class GenerateSourceError extends LisaError {
+  constructor() {
+    super('GENERATE_SOURCE', 'lisa generate needs either --model DIR or --store URL --run ID (optionally --at SEQ), not both');
+  }
+}
+
+function sourceOf(o: GenerateArgs): ModelSource {
+  if (o.model !== undefined && o.store === undefined && o.run === undefined && o.at === undefined) return modelDirSource(o.model);
+  if (o.model === undefined && o.store !== undefined && o.run !== undefined) {
+    const { store, run, at } = o;
+    return async () => {
+      const rm = await loadRunModel({ store: openStoreFromEnv(store), runId: run, at, sources: createSources(openStoreFromEnv), cache: new ResourceCache() });
+      return { model: rm.model, tokenizer: rm.base.tokenizer };
+    };
+  }
+  throw new GenerateSourceError();
+}
+
 export function register(program: Command): void {
   program
     .command('generate')
     .description('generate text from a model, printing exactly what llama2.c run.c prints')
-    .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer)')
+    .option('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer)')
+    .option('--store <url>', "with --run: generate from a run's weights instead of --model")
+    .option('--run <id>', 'run id in --store')
+    .option('--at <seq>', 'committed chunk to use (default: the latest; -1: the base)', integer(-1))
     .option('--prompt <text>', 'prompt; the output starts with it', '')
     .option('--max-tokens <n>', 'positions to run, BOS and prompt included (run.c -n)', integer(1), 256)
     .option('--temperature <t>', '0 = greedy', number(0, Number.MAX_VALUE), 1)
     .option('--top-p <p>', 'nucleus sampling mass; 1 = the whole distribution', number(0, 1), 0.9)
     .option('--seed <s>', 'sampling seed (default: the current time, like run.c)', integer(1))
-    .action(async (o: { model: string; prompt: string; maxTokens: number; temperature: number; topP: number; seed?: number }) => {
-      await engineFromEnv();
+    .action(async (o: GenerateArgs) => {
+      const source = sourceOf(o);
+      await engineFromEnv(true);
       const seed = o.seed ?? Math.floor(Date.now() / 1000);
       await runGenerate(
-        modelDirSource(o.model),
+        source,
         { prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP, seed },
         (bytes) => process.stdout.write(bytes),
         (line) => process.stderr.write(`${line}\n`),
