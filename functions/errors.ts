@@ -32,8 +32,8 @@ export class InvalidRequestError extends LisaError {
 }
 
 /**
- * Status per stable error code. Codes not listed and not INVALID_* are server faults (500); their
- * message is still returned because a LisaError message is written for users.
+ * Status per stable error code. Codes neither listed nor matched by a family below are server
+ * faults (500); their message is still returned because a LisaError message is written for users.
  */
 const STATUS: Record<string, ContentfulStatusCode> = {
   UNAUTHORIZED: 401,
@@ -45,6 +45,7 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   RUN_COMPLETE: 409,
   RUN_EXISTS: 409,
   IDEMPOTENCY_IN_PROGRESS: 409,
+  EXPORT_OUTPUT_EXISTS: 409,
   // the base or data behind a run's refs changed since the run was created
   BASE_CHANGED: 409,
   DATA_CHANGED: 409,
@@ -52,12 +53,31 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   DEADLINE_TOO_SHORT: 422,
   IDEMPOTENCY_KEY_REUSED: 422,
+  // the request is well-formed but what it refers to cannot be used
+  REF_NOT_FOUND: 422,
+  BASE_LAYOUT_INVALID: 422,
+  CONFIG_INVALID: 422,
+  SCHEDULE_CONFIG: 422,
+  STORE_BAD_URL: 422,
+  COMPOSE_BASE_MISMATCH: 422,
+  DELTA_INVALID: 422,
+  // a run whose gradients went non-finite: its hyperparameters, not the server
+  OPTIM_NONFINITE_GRAD: 422,
+  MERGE_INVALID_PARAMETERS: 400,
+  EXPORT_BAD_SIZE: 400,
+  EXPORT_BAD_OUTPUT: 400,
+  ENGINE_UNAVAILABLE: 503,
   NOT_READY: 503,
   SHUTTING_DOWN: 503,
 };
 
+/** Families of codes raised while reading a referenced base model or dataset. */
+const UNUSABLE_INPUT = ['DATA_', 'MODEL_', 'TOKENIZER_', 'SAFETENSORS_'];
+
 export function statusOf(code: string): ContentfulStatusCode {
-  return STATUS[code] ?? (code.startsWith('INVALID_') ? 400 : 500);
+  if (code in STATUS) return STATUS[code];
+  if (code.startsWith('INVALID_')) return 400;
+  return UNUSABLE_INPUT.some((p) => code.startsWith(p)) ? 422 : 500;
 }
 
 export interface ErrorBody {

@@ -1,0 +1,149 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { pino, type Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { initEngine } from '../core/engine/index.ts';
+import { openStore } from '../core/store/open.ts';
+import { PrefixedStore } from '../core/store/prefixed.ts';
+import type { StoreEnv } from '../core/store/s3-store.ts';
+import { ResourceCache } from '../core/train/resources.ts';
+import { createSources } from '../core/train/sources.ts';
+import { createApp, TOKEN_HEADER, type LisaApp } from './app.ts';
+import type { ServeConfig } from './config.ts';
+import { createMetrics } from './metrics.ts';
+
+/** The node adapter: the app on a port (and /ping, /healthz on PORT_HEALTH when it differs). */
+export interface RunningServer {
+  url: string;
+  port: number;
+  healthPort: number | null;
+  /**
+   * Graceful stop: refuse new connections and chunks, wait up to `graceMs` for running chunks to
+   * commit and their responses to go out, then close everything. True when all chunks finished.
+   */
+  shutdown(graceMs: number): Promise<boolean>;
+}
+
+/** Where each tenant's runs live: `tenants/{tenant}/` of the configured store. */
+export const tenantPrefix = (tenant: string): string => `tenants/${tenant}/`;
+
+function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname: host, port }, () => resolve(server as Server)) as Server;
+    server.once('error', reject);
+    // chunks run for minutes: node's default 5 min request timeout would cut them off
+    server.requestTimeout = 0;
+  });
+}
+
+export async function startServer(lisa: LisaApp, opts: { host: string; port: number; healthPort?: number | null }): Promise<RunningServer> {
+  const server = await listen(lisa.app.fetch, opts.host, opts.port);
+  const port = (server.address() as AddressInfo).port;
+  let health: Server | null = null;
+  if (opts.healthPort !== undefined && opts.healthPort !== null) {
+    const only = new Set(['/ping', '/healthz']);
+    health = await listen((req) => (only.has(new URL(req.url).pathname) ? lisa.app.fetch(req) : new Response(null, { status: 404 })), opts.host, opts.healthPort);
+  }
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    healthPort: health ? (health.address() as AddressInfo).port : null,
+    async shutdown(graceMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const drained = await lisa.chunks.drain(graceMs);
+      // responses of chunks that just committed need a moment to flush; then drop what is left
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())]);
+      server.closeAllConnections();
+      health?.closeAllConnections();
+      await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
+      return drained;
+    },
+  };
+}
+
+/** JSON logs; secrets are redacted should any code path ever log a request's headers. */
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  const header = TOKEN_HEADER.toLowerCase();
+  return pino(
+    {
+      level,
+      base: { service: 'lisa' },
+      redact: {
+        paths: ['req.headers.authorization', `req.headers["${header}"]`, 'headers.authorization', `headers["${header}"]`, 'authorization', 'token'],
+        censor: '[redacted]',
+      },
+    },
+    ...(destination ? [destination] : []),
+  );
+}
+
+/**
+ * `lisa serve`: builds the app from the config, listens at once (so /ping can say 204 while the
+ * engine starts), starts the engine, then reports ready. Signals stop it gracefully.
+ */
+export async function runServer(config: ServeConfig, env: StoreEnv): Promise<RunningServer> {
+  const logger = createLogger(config.logLevel);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const root = openStore(config.store, { env });
+  const openRef = (url: string) => openStore(url, { env });
+  let ready = false;
+  const pricing = { usdPerHour: config.pricing.usdPerHour, accelerator: false };
+  const lisa = createApp({
+    storeFor: (tenant) => new PrefixedStore(root, tenantPrefix(tenant)),
+    tokens: config.tokens,
+    cache: new ResourceCache(),
+    sources: createSources(openRef),
+    openStore: openRef,
+    pricing,
+    limits: {
+      platformTimeoutSeconds: config.platformTimeoutSeconds,
+      safetyMarginSeconds: config.safetyMarginSeconds,
+      commitReserveSeconds: config.commitReserveSeconds,
+    },
+    refPrefixes: config.refPrefixes,
+    clock: Date.now,
+    logger,
+    metrics: createMetrics(registry),
+    isReady: () => ready,
+  });
+  const running = await startServer(lisa, config);
+  logger.info(
+    { url: running.url, healthPort: running.healthPort, store: root.url, tenants: [...new Set(config.tokens.map((t) => t.tenant))], pricing: config.pricing, platformTimeoutSeconds: config.platformTimeoutSeconds },
+    'listening',
+  );
+  if (config.refPrefixes === null) logger.warn('LISA_REF_PREFIXES is not set: tenants may point runs at any path or bucket this process can read');
+  installSignalHandlers(running, logger, config.shutdownGraceSeconds);
+  const backend = await initEngine({ backend: config.backend, log: (m) => logger.info(m) });
+  // only the native build on a priced GPU bills accelerator seconds
+  pricing.accelerator = backend === 'tensorflow' && config.pricing.gpuType !== null;
+  ready = true;
+  logger.info({ backend }, 'ready');
+  return running;
+}
+
+function installSignalHandlers(running: RunningServer, logger: Logger, graceSeconds: number): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without waiting; uncommitted chunks are lost, committed ones are intact');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, graceSeconds }, 'shutting down: no new chunks, waiting for running ones to commit');
+    running.shutdown(graceSeconds * 1000).then(
+      (drained) => {
+        logger.info({ drained }, drained ? 'all chunks finished; bye' : 'grace period over with chunks still running; they never committed, so nothing is half-written');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
