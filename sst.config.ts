@@ -1,3 +1,4 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- SST configs reference their declarations this way (.sst/platform/config.d.ts once sst is installed)
 /// <reference path="./infra/sst-env.d.ts" />
 /**
  * lisa-fn on AWS with SST v3: the run bucket, and `lisa serve` as an ECS service on GPU instances.
