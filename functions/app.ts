@@ -79,7 +79,10 @@ export class RefNotFoundError extends LisaError {
   }
 }
 
-/** A missing file or object behind a ref the client gave is their mistake (422), not a server fault. */
+/**
+ * Run creation reads only the base and data the client named, so a missing file or object there is
+ * the client's mistake (422), not a server fault.
+ */
 async function readingRefs<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
@@ -153,7 +156,7 @@ export function createApp(deps: AppDeps): LisaApp {
 
   app.onError((err, c) => {
     const reqId = c.get('requestId');
-    if (err instanceof HTTPException && !(err instanceof LisaError)) err = fromHttpException(err);
+    if (err instanceof HTTPException) err = fromHttpException(err);
     if (!(err instanceof LisaError)) {
       (c.get('log') ?? deps.logger).error({ err, reqId }, 'unhandled error');
       deps.metrics.errors.inc({ code: 'INTERNAL' });
@@ -322,8 +325,7 @@ export function createApp(deps: AppDeps): LisaApp {
       checkRefs(tenant, { out: body.out });
       const store = deps.storeFor(tenant);
       await readRunSpec(store, id);
-      const summary = await readingRefs(() =>
-        exportRun({
+      const summary = await exportRun({
           store,
           runId: id,
           at: body.at,
@@ -333,8 +335,7 @@ export function createApp(deps: AppDeps): LisaApp {
           delta: body.delta,
           openStore: deps.openStore,
           now: deps.clock,
-        }),
-      );
+        });
       return c.json(summary, 201);
     },
   );
@@ -356,8 +357,7 @@ export function createApp(deps: AppDeps): LisaApp {
       const body = c.req.valid('json');
       const tenant = c.get('tenant');
       checkRefs(tenant, { base: body.base, out: body.out });
-      const summary = await readingRefs(() =>
-        composeRuns({
+      const summary = await composeRuns({
           base: body.base,
           runs: body.runs.map((r) => ({ runId: r.id, weight: r.weight, at: r.at })),
           store: deps.storeFor(tenant),
@@ -371,8 +371,7 @@ export function createApp(deps: AppDeps): LisaApp {
           shardSize: shardBytes(body.shardSize),
           openStore: deps.openStore,
           now: deps.clock,
-        }),
-      );
+        });
       return c.json(summary, 201);
     },
   );
@@ -434,8 +433,9 @@ function validationError(issues: z.core.$ZodIssue[]): InvalidRequestError {
 
 const shardBytes = (size: number | string | undefined): number | undefined => (typeof size === 'string' ? parseSize(size) : size);
 
-function fromHttpException(err: HTTPException): LisaError {
+/** hono's own 4xx (body parsing) as stable codes; anything else stays an unexpected error. */
+function fromHttpException(err: HTTPException): Error {
   if (err.status === 400) return new InvalidRequestError('INVALID_JSON', `request body is not valid JSON (${err.message})`);
   if (err.status === 415) return new InvalidRequestError('UNSUPPORTED_MEDIA_TYPE', 'send the request body as application/json');
-  return new LisaError(`HTTP_${err.status}`, err.message);
+  return err.status < 500 ? new InvalidRequestError('INVALID_REQUEST', err.message) : err;
 }

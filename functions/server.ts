@@ -28,22 +28,29 @@ export interface RunningServer {
 /** Where each tenant's runs live: `tenants/{tenant}/` of the configured store. */
 export const tenantPrefix = (tenant: string): string => `tenants/${tenant}/`;
 
-function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number): Promise<Server> {
+function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number, keepAliveSeconds: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname: host, port }, () => resolve(server as Server)) as Server;
     server.once('error', reject);
     // chunks run for minutes: node's default 5 min request timeout would cut them off
     server.requestTimeout = 0;
+    // outlive the load balancer's idle timeout, or it reuses a connection node just closed (502)
+    server.keepAliveTimeout = keepAliveSeconds * 1000;
+    server.headersTimeout = keepAliveSeconds * 1000 + 1000;
   });
 }
 
-export async function startServer(lisa: LisaApp, opts: { host: string; port: number; healthPort?: number | null }): Promise<RunningServer> {
-  const server = await listen(lisa.app.fetch, opts.host, opts.port);
+export async function startServer(
+  lisa: LisaApp,
+  opts: { host: string; port: number; healthPort?: number | null; keepAliveSeconds?: number },
+): Promise<RunningServer> {
+  const keepAlive = opts.keepAliveSeconds ?? 5;
+  const server = await listen(lisa.app.fetch, opts.host, opts.port, keepAlive);
   const port = (server.address() as AddressInfo).port;
   let health: Server | null = null;
   if (opts.healthPort !== undefined && opts.healthPort !== null) {
     const only = new Set(['/ping', '/healthz']);
-    health = await listen((req) => (only.has(new URL(req.url).pathname) ? lisa.app.fetch(req) : new Response(null, { status: 404 })), opts.host, opts.healthPort);
+    health = await listen((req) => (only.has(new URL(req.url).pathname) ? lisa.app.fetch(req) : new Response(null, { status: 404 })), opts.host, opts.healthPort, keepAlive);
   }
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
@@ -109,7 +116,10 @@ export async function runServer(config: ServeConfig, env: StoreEnv): Promise<Run
     metrics: createMetrics(registry),
     isReady: () => ready,
   });
-  const running = await startServer(lisa, config);
+  const running = await startServer(lisa, {
+    ...config,
+    keepAliveSeconds: config.platformTimeoutSeconds === null ? undefined : config.platformTimeoutSeconds + 5,
+  });
   logger.info(
     { url: running.url, healthPort: running.healthPort, store: root.url, tenants: [...new Set(config.tokens.map((t) => t.tenant))], pricing: config.pricing, platformTimeoutSeconds: config.platformTimeoutSeconds },
     'listening',
