@@ -102,10 +102,10 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'missing or invalid bearer token',
   402: 'the run has spent its maxCostUsd (details.spentUsd)',
   404: "no such run for this tenant (other tenants' runs are not found either)",
+  409: 'conflict: another attempt committed (details.winningSeq), run complete, or the same Idempotency-Key still running',
   413: 'request body over 64 KiB',
   415: 'request body not application/json',
-  409: 'conflict: another attempt committed (details.winningSeq), run complete, or the same Idempotency-Key still running',
-  422: 'deadline too short for a step and the commit, or an Idempotency-Key reused with another body',
+  422: 'deadline too short for a step and the commit, an Idempotency-Key reused with another body, or a base/dataset that cannot be used',
   500: 'internal error; quote the request id',
   503: 'initializing or shutting down; retry',
 };
@@ -167,7 +167,7 @@ export function createApp(deps: AppDeps): LisaApp {
     const log = c.get('log') ?? deps.logger;
     if (status >= 500) log.error({ err, reqId }, err.message);
     else log.info({ code: err.code, status }, err.message);
-    if (status === 401) c.header('WWW-Authenticate', err.message.startsWith('missing') ? 'Bearer realm="lisa"' : 'Bearer realm="lisa", error="invalid_token"');
+    if (err instanceof UnauthorizedError) c.header('WWW-Authenticate', err.reason === 'missing' ? 'Bearer realm="lisa"' : 'Bearer realm="lisa", error="invalid_token"');
     if (err instanceof IdempotencyInProgressError) c.header('Retry-After', String(err.retryAfterSeconds));
     if (status === 503) c.header('Retry-After', '5');
     return c.json(errorBody(err, reqId), status);

@@ -3,7 +3,7 @@ import { LisaError } from '../core/errors.ts';
 
 /** Errors the HTTP layer raises itself; core's own errors arrive as LisaError subclasses. */
 export class UnauthorizedError extends LisaError {
-  constructor(reason: 'missing' | 'invalid') {
+  constructor(readonly reason: 'missing' | 'invalid') {
     super(
       'UNAUTHORIZED',
       reason === 'missing'
