@@ -35,16 +35,35 @@ function ropeTables(theta: number, hd: number, positions: number): { cos: Float3
   return tables;
 }
 
-/** x [B, T, heads, hd] rotated for positions pos0..pos0+T-1: x*cos + rotate_half(x)*sin. */
-function rope(x: tf.Tensor4D, pos0: number, theta: number): tf.Tensor4D {
-  const [, t, , hd] = x.shape;
+const rotations = new Map<number, tf.Tensor2D>();
+
+/**
+ * R [hd, hd] with x · R = rotate_half(x) = concat(-x[hd/2:], x[:hd/2]). Each output is one input
+ * times ±1, so the product is exact; as a 2-D matmul it is one fast kernel on every backend where
+ * slicing the last axis in halves and concatenating is several slow ones (wasm).
+ */
+function rotateHalfMatrix(hd: number): tf.Tensor2D {
+  let r = rotations.get(hd);
+  if (!r) {
+    const m = new Float32Array(hd * hd);
+    const half = hd / 2;
+    for (let j = 0; j < half; j++) {
+      m[(j + half) * hd + j] = -1;
+      m[j * hd + j + half] = 1;
+    }
+    r = tf.keep(tf.tensor2d(m, [hd, hd]));
+    rotations.set(hd, r);
+  }
+  return r;
+}
+
+/** x [N = B*T, heads*hd] rotated for positions pos0..pos0+T-1: x*cos + rotate_half(x)*sin. */
+function rope(x: tf.Tensor2D, b: number, t: number, heads: number, hd: number, pos0: number, theta: number): tf.Tensor4D {
   const tables = ropeTables(theta, hd, Math.max(pos0 + t, 256));
   const cos = tf.tensor4d(tables.cos.subarray(pos0 * hd, (pos0 + t) * hd), [1, t, 1, hd]);
   const sin = tf.tensor4d(tables.sin.subarray(pos0 * hd, (pos0 + t) * hd), [1, t, 1, hd]);
-  // rotate_half(x) = concat(-x[..., hd/2:], x[..., :hd/2])
-  const [x1, x2] = tf.split(x, 2, -1);
-  const rotated = tf.concat([tf.neg(x2), x1], -1);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), rotateHalfMatrix(hd)), [b, t, heads, hd]);
+  return tf.add(tf.mul(tf.reshape(x, [b, t, heads, hd]), cos), tf.mul(rotated, sin));
 }
 
 /**
@@ -68,8 +87,8 @@ export function llamaForward(
 
     // Attention block.
     const a = rmsNorm(x, w(`${p}input_layernorm.weight`), eps); // [N, D]
-    const q = rope(tf.reshape(linear(a, w(`${p}self_attn.q_proj.weight`)), [b, t, h, hd]), pos0, spec.ropeTheta);
-    const k = rope(tf.reshape(linear(a, w(`${p}self_attn.k_proj.weight`)), [b, t, kv, hd]), pos0, spec.ropeTheta);
+    const q = rope(linear(a, w(`${p}self_attn.q_proj.weight`)), b, t, h, hd, pos0, spec.ropeTheta); // [B, T, H, hd]
+    const k = rope(linear(a, w(`${p}self_attn.k_proj.weight`)), b, t, kv, hd, pos0, spec.ropeTheta); // [B, T, KV, hd]
     const v = tf.reshape(linear(a, w(`${p}self_attn.v_proj.weight`)), [b, t, kv, hd]);
     let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]
     let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]

@@ -1,0 +1,268 @@
+/**
+ * A strided f32 GEMM in WebAssembly SIMD, assembled here byte by byte and run on the tfjs wasm
+ * backend's own memory, so tensors are read and written in place.
+ *
+ * Why: tfjs-backend-wasm sends every batched or transposed product to a scalar loop (~2 GFLOP/s
+ * here); attention is nothing but such products. XNNPACK's fast path needs a single,
+ * untransposed right operand and repacks it on every call. This kernel takes any row/column
+ * stride for A, so A and A^T cost the same, and reads B rows directly (no packing).
+ *
+ *   C[i, j] (+)= sum_k A(i, k) B[k, j],  A(i, k) = a[i*ais + k*aks],  B[k, j] = b[k*ldb + j],
+ *   C[i, j] = c[i*ldc + j]; all addresses in bytes, strides in elements.
+ *
+ * Register tiles of 4 rows x 8 columns (8 f32x4 accumulators), then 4x4, then scalar columns;
+ * leftover rows one at a time.
+ */
+
+const I32 = 0x7f;
+const V128 = 0x7b;
+const F32 = 0x7d;
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const name = (s: string): number[] => vec([...Buffer.from(s, 'utf8')].map((b) => [b]));
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+
+/** Instruction emitter for one function body. */
+class Code {
+  readonly bytes: number[] = [];
+  private readonly localTypes: number[] = [];
+
+  constructor(private readonly params: number) {}
+
+  local(type: number): number {
+    this.localTypes.push(type);
+    return this.params + this.localTypes.length - 1;
+  }
+
+  op(...b: number[]): this {
+    this.bytes.push(...b);
+    return this;
+  }
+  get(i: number) {
+    return this.op(0x20, ...uleb(i));
+  }
+  set(i: number) {
+    return this.op(0x21, ...uleb(i));
+  }
+  i32(n: number) {
+    return this.op(0x41, ...sleb(n));
+  }
+  simd(opcode: number, ...imm: number[]) {
+    return this.op(0xfd, ...uleb(opcode), ...imm);
+  }
+  // memarg: alignment hint 0 (always valid), byte offset
+  f32load(offset = 0) {
+    return this.op(0x2a, 0, ...uleb(offset));
+  }
+  f32store(offset = 0) {
+    return this.op(0x38, 0, ...uleb(offset));
+  }
+  v128load(offset = 0) {
+    return this.simd(0x00, 0, ...uleb(offset));
+  }
+  v128splat32(offset = 0) {
+    return this.simd(0x09, 0, ...uleb(offset));
+  }
+  v128store(offset = 0) {
+    return this.simd(0x0b, 0, ...uleb(offset));
+  }
+  v128zero() {
+    return this.simd(0x0c, ...new Array(16).fill(0));
+  }
+  /** local += value left on the stack by `emit` (i32). */
+  addTo(local: number, emit: () => void) {
+    this.get(local);
+    emit();
+    return this.op(0x6a).set(local);
+  }
+  /** block { loop { if (cond) break; body; continue } } */
+  whileNot(exitCond: () => void, body: () => void) {
+    this.op(0x02, 0x40, 0x03, 0x40);
+    exitCond();
+    this.op(0x0d, 1); // br_if to the block's end
+    body();
+    this.op(0x0c, 0, 0x0b, 0x0b); // br loop; end loop; end block
+  }
+
+  body(): number[] {
+    const groups: number[][] = [];
+    for (const t of this.localTypes) {
+      const last = groups[groups.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else groups.push([1, t]);
+    }
+    const fn = [...vec(groups.map(([n, t]) => [...uleb(n), t])), ...this.bytes, 0x0b];
+    return [...uleb(fn.length), ...fn];
+  }
+}
+
+const F32X4_ADD = 0xe4;
+const F32X4_MUL = 0xe6;
+const I32_ADD = 0x6a;
+const I32_MUL = 0x6c;
+const I32_SHL = 0x74;
+const I32_GT_U = 0x4b;
+const I32_GE_U = 0x4f;
+const F32_ADD = 0x92;
+const F32_MUL = 0x94;
+
+function gemmBody(): number[] {
+  const c = new Code(11);
+  const [A, B, C, M, N, K, AIS, AKS, LDB, LDC, BETA] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const i = c.local(I32);
+  const j = c.local(I32);
+  const k = c.local(I32);
+  const p = [c.local(I32), c.local(I32), c.local(I32), c.local(I32)];
+  const pb = c.local(I32);
+  const pc = c.local(I32);
+  const ais4 = c.local(I32);
+  const aks4 = c.local(I32);
+  const ldb4 = c.local(I32);
+  const ldc4 = c.local(I32);
+  const acc = Array.from({ length: 8 }, () => c.local(V128));
+  const b0 = c.local(V128);
+  const b1 = c.local(V128);
+  const s = c.local(V128);
+  const sacc = Array.from({ length: 4 }, () => c.local(F32));
+
+  const times4 = (src: number, dst: number) => c.get(src).i32(2).op(I32_SHL).set(dst);
+  times4(AIS, ais4);
+  times4(AKS, aks4);
+  times4(LDB, ldb4);
+  times4(LDC, ldc4);
+
+  const tile = (mr: number, nr: number) => {
+    // Row pointers into A for rows i..i+mr-1 at k = 0, and B's column block at row 0.
+    c.get(A).get(i).get(ais4).op(I32_MUL).op(I32_ADD).set(p[0]);
+    for (let r = 1; r < mr; r++) c.get(p[r - 1]).get(ais4).op(I32_ADD).set(p[r]);
+    c.get(B).get(j).i32(2).op(I32_SHL).op(I32_ADD).set(pb);
+    const vectors = nr / 4;
+    if (nr >= 4) for (let r = 0; r < mr; r++) for (let v = 0; v < vectors; v++) c.v128zero().set(acc[r * 2 + v]);
+    else for (let r = 0; r < mr; r++) c.op(0x43, 0, 0, 0, 0).set(sacc[r]);
+    c.i32(0).set(k);
+    c.whileNot(
+      () => c.get(k).get(K).op(I32_GE_U),
+      () => {
+        if (nr >= 4) {
+          c.get(pb).v128load(0).set(b0);
+          if (vectors === 2) c.get(pb).v128load(16).set(b1);
+          for (let r = 0; r < mr; r++) {
+            c.get(p[r]).v128splat32().set(s);
+            for (let v = 0; v < vectors; v++) {
+              c.get(acc[r * 2 + v]).get(s).get(v === 0 ? b0 : b1).simd(F32X4_MUL).simd(F32X4_ADD).set(acc[r * 2 + v]);
+            }
+            c.addTo(p[r], () => c.get(aks4));
+          }
+        } else {
+          for (let r = 0; r < mr; r++) {
+            c.get(sacc[r]).get(p[r]).f32load().get(pb).f32load().op(F32_MUL).op(F32_ADD).set(sacc[r]);
+            c.addTo(p[r], () => c.get(aks4));
+          }
+        }
+        c.addTo(pb, () => c.get(ldb4));
+        c.addTo(k, () => c.i32(1));
+      },
+    );
+    // C block: overwrite, or accumulate when beta != 0.
+    c.get(C).get(i).get(ldc4).op(I32_MUL).op(I32_ADD).get(j).i32(2).op(I32_SHL).op(I32_ADD).set(pc);
+    for (let r = 0; r < mr; r++) {
+      if (nr >= 4) {
+        c.get(BETA).op(0x04, 0x40); // if (beta)
+        for (let v = 0; v < vectors; v++) c.get(acc[r * 2 + v]).get(pc).v128load(16 * v).simd(F32X4_ADD).set(acc[r * 2 + v]);
+        c.op(0x0b);
+        for (let v = 0; v < vectors; v++) c.get(pc).get(acc[r * 2 + v]).v128store(16 * v);
+      } else {
+        c.get(BETA).op(0x04, 0x40);
+        c.get(sacc[r]).get(pc).f32load().op(F32_ADD).set(sacc[r]);
+        c.op(0x0b);
+        c.get(pc).get(sacc[r]).f32store();
+      }
+      c.addTo(pc, () => c.get(ldc4));
+    }
+  };
+
+  const rowBlock = (mr: number) => {
+    c.i32(0).set(j);
+    for (const nr of [8, 4, 1]) {
+      c.whileNot(
+        () => c.get(j).i32(nr).op(I32_ADD).get(N).op(I32_GT_U),
+        () => {
+          tile(mr, nr);
+          c.addTo(j, () => c.i32(nr));
+        },
+      );
+    }
+  };
+
+  c.i32(0).set(i);
+  for (const mr of [4, 1]) {
+    c.whileNot(
+      () => c.get(i).i32(mr).op(I32_ADD).get(M).op(I32_GT_U),
+      () => {
+        rowBlock(mr);
+        c.addTo(i, () => c.i32(mr));
+      },
+    );
+  }
+  return c.body();
+}
+
+function gemmModule(): Uint8Array<ArrayBuffer> {
+  const gemmType = [0x60, ...vec(new Array(11).fill([I32])), 0x00];
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vec([gemmType])),
+    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
+    ...section(3, vec([[0]])),
+    ...section(7, vec([[...name('gemm'), 0x00, 0x00]])),
+    ...section(10, vec([gemmBody()])),
+  ]);
+}
+
+/** gemm(a, b, c, m, n, k, ais, aks, ldb, ldc, accumulate): addresses in bytes, strides in elements. */
+export type Gemm = (
+  a: number,
+  b: number,
+  c: number,
+  m: number,
+  n: number,
+  k: number,
+  ais: number,
+  aks: number,
+  ldb: number,
+  ldc: number,
+  accumulate: number,
+) => void;
+
+/** Instantiates the kernel over `memory` (not shared); undefined where wasm SIMD is unavailable. */
+export function createGemm(memory: WebAssembly.Memory): Gemm | undefined {
+  if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) return undefined;
+  const bytes = gemmModule();
+  if (!WebAssembly.validate(bytes)) return undefined;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+  return instance.exports.gemm as Gemm;
+}
