@@ -59,6 +59,7 @@ export class ChunkRunner {
   private readonly joins = new Map<string, Promise<ChunkSummary>>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private draining = false;
+  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: ChunkRunnerDeps) {}
 
@@ -121,6 +122,8 @@ export class ChunkRunner {
    */
   async drain(timeoutMs: number): Promise<boolean> {
     this.draining = true;
+    // Running chunks stop stepping and commit what they trained, so the grace period is spent on uploads.
+    this.stopping.abort();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
@@ -175,6 +178,7 @@ export class ChunkRunner {
         usdPerHour: pricing.usdPerHour,
         accelerator: pricing.accelerator,
         now: this.deps.clock,
+        signal: this.stopping.signal,
       });
       recordCommit(metrics, req.tenant, manifest);
       req.log.info(

@@ -52,7 +52,7 @@ export const ChunkSummarySchema = z
     learningRates: z.array(z.number()),
     tokens: z.number().int(),
     heldOut: z.object({ loss: z.number(), perplexity: z.number() }).nullable(),
-    stoppedBy: z.enum(['period', 'deadline', 'run-complete']),
+    stoppedBy: z.enum(['period', 'deadline', 'aborted', 'run-complete']),
     cursor: z.object({ epoch: z.number().int(), index: z.number().int() }),
     seconds: z.object({ wall: z.number(), load: z.number(), train: z.number(), upload: z.number(), accelerator: z.number() }),
     bytes: Bytes,

@@ -42,7 +42,7 @@ export interface ChunkManifest {
   learningRates: number[];
   tokens: number;
   heldOut: { loss: number; perplexity: number } | null;
-  stoppedBy: 'period' | 'deadline' | 'run-complete';
+  stoppedBy: 'period' | 'deadline' | 'aborted' | 'run-complete';
   seconds: { wall: number; load: number; train: number; upload: number; accelerator: number };
   bytes: { in: number; out: number };
   costUsd: number;

@@ -46,6 +46,8 @@ export interface ChunkOptions {
   sources: Sources;
   /** absolute deadline in ms since the epoch (Date.now() clock); stepping stops in time to commit */
   deadline?: number;
+  /** stops stepping after the current step, then uploads and commits, e.g. when the host shuts down */
+  signal?: AbortSignal;
   /** seconds kept free before the deadline for upload and commit */
   commitReserveSeconds?: number;
   /** price of the machine this runs on, for metering */
@@ -154,6 +156,11 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
       if (opts.deadline !== undefined && tStep + slowestStepMs * 1.5 + reserveMs > opts.deadline) {
         if (i === 0) throw new DeadlineTooShortError(runId, (opts.deadline - tStep) / 1000);
         stoppedBy = 'deadline';
+        break;
+      }
+      // At least one step, so a chunk that has loaded everything still commits progress.
+      if (i > 0 && opts.signal?.aborted) {
+        stoppedBy = 'aborted';
         break;
       }
       const step = trainStep(model, groups, cfg, dataset, cursor, run, startStep + i);

@@ -182,6 +182,13 @@ for (const kind of storeKinds('chunks')) {
       await expect(runChunk({ store, runId: run.id, ...newSources() })).rejects.toMatchObject({ code: 'RUN_COMPLETE' });
     });
 
+    it('an aborted chunk stops after its current step and commits it', async () => {
+      const { store, run } = await newRun();
+      const m = await runChunk({ store, runId: run.id, ...newSources(), signal: AbortSignal.abort() });
+      expect([m.stoppedBy, m.startStep, m.globalStep, m.losses.length]).toEqual(['aborted', 0, 1, 1]);
+      expect((await runChunk({ store, runId: run.id, ...newSources() })).globalStep).toBe(3);
+    });
+
     it('two attempts at one seq: exactly one commits, the loser reports CHUNK_CONFLICT and removes its objects', async () => {
       const { store, run } = await newRun();
       const results = await Promise.allSettled([0, 1].map(() => runChunk({ store, runId: run.id, ...newSources() })));
