@@ -4,7 +4,7 @@
  * Tensor data is not read here; exports read it tensor by tensor with ranged reads.
  */
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
 import { FsStore } from '../store/fs-store.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
@@ -12,6 +12,7 @@ import { readHeader, type TensorInfo } from '../tensors/safetensors.ts';
 import type { ByteSource } from '../tensors/source.ts';
 import { parseConfig, type ModelSpec } from '../models/config.ts';
 import { tensorShapes, unitOf } from '../models/units.ts';
+import { inlineHasher, type Hasher } from './hashing.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -142,8 +143,12 @@ export async function openBaseLayout(ref: string, store: ObjectStore): Promise<B
 
 const HASH_PIECE = 16 << 20;
 
-async function fileSha256(store: ObjectStore, file: string): Promise<string> {
-  const hash = createHash('sha256');
+async function fileSha256(store: ObjectStore, file: string, hasher: Hasher): Promise<string> {
+  if (store instanceof FsStore) {
+    const inWorker = hasher.file(join(store.root, file));
+    if (inWorker) return inWorker;
+  }
+  const hash = hasher.stream();
   const size = (await store.head(file))?.size ?? 0;
   const read = (at: number) => store.get(file, { offset: at, length: Math.min(HASH_PIECE, size - at) });
   let next = size > 0 ? read(0) : null;
@@ -151,19 +156,18 @@ async function fileSha256(store: ObjectStore, file: string): Promise<string> {
     const piece = await next;
     at += piece.length;
     next = at < size ? read(at) : null;
-    hash.update(piece);
+    await hash.update(piece);
   }
-  return hash.digest('hex');
+  return hash.digest();
 }
 
 /**
  * The base's identity as run.json records it, by the definition of core/models/load.ts: the
  * sha256 of model.safetensors, or for shards the sha256 of their hex digests concatenated in file
- * name order. Streamed in ranged pieces, one read ahead, never the whole file in memory.
+ * name order. Streamed (a local file by the hashing thread itself), never whole in memory.
  */
-export async function baseSha256(base: BaseLayout): Promise<string> {
-  const digests: string[] = [];
-  for (const file of base.weightFiles) digests.push(await fileSha256(base.store, file));
+export async function baseSha256(base: BaseLayout, hasher: Hasher = inlineHasher): Promise<string> {
+  const digests = await Promise.all(base.weightFiles.map((file) => fileSha256(base.store, file, hasher)));
   if (base.weightFiles.length === 1 && base.weightFiles[0] === SINGLE_FILE) return digests[0];
   return createHash('sha256').update(digests.join('')).digest('hex');
 }

@@ -15,20 +15,24 @@ import type { ChunkManifest } from '../store/manifest.ts';
 import { rngFor } from '../lisa/rng.ts';
 import { readTensorF32 } from '../tensors/safetensors.ts';
 import { unitNames } from '../models/units.ts';
-import { baseSha256, baseStore, openBaseLayout } from './base-files.ts';
+import { baseStore, openBaseLayout } from './base-files.ts';
 import { mergeTensor, MergeParameterError, type MergeMethod } from './kernels.ts';
-import { DEFAULT_SHARD_SIZE, manifestAt, openDestination, type OutputOptions } from './export.ts';
+import { checkBase, DEFAULT_SHARD_SIZE, manifestAt, openDestination, type OutputOptions } from './export.ts';
+import { workerHasher, type Hasher } from './hashing.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { writeModel, type ExportSummary, type UnitOverrides } from './writer.ts';
 
 export class ComposeBaseMismatchError extends LisaError {
-  constructor(base: string, baseSha: string, mismatched: { runId: string; sha256: string }[]) {
-    const list = mismatched.map((m) => `${m.runId} (${m.sha256})`).join(', ');
-    super('COMPOSE_BASE_MISMATCH', `runs ${list} were not trained on base ${base} (sha256 ${baseSha}); only runs of one base can be composed`, {
-      base,
-      baseSha,
-      mismatched,
-    });
+  /** baseSha null: the runs disagree among themselves, before the base is even read */
+  constructor(base: string, baseSha: string | null, runs: { runId: string; sha256: string }[]) {
+    const list = runs.map((m) => `${m.runId} (${m.sha256})`).join(', ');
+    super(
+      'COMPOSE_BASE_MISMATCH',
+      baseSha === null
+        ? `runs ${list} were trained on different bases; only runs of one base can be composed`
+        : `base ${base} has sha256 ${baseSha}, but runs ${list} were trained on another base; compose them with the base they were created on`,
+      { base, baseSha, runs },
+    );
   }
 }
 
@@ -90,6 +94,15 @@ function checkParams(opts: ComposeOptions): { density: number; lambda: number; s
 
 export async function composeRuns(opts: ComposeOptions): Promise<ComposeSummary> {
   const params = checkParams(opts);
+  const hasher = workerHasher();
+  try {
+    return await composeWith(opts, params, hasher);
+  } finally {
+    await hasher.close();
+  }
+}
+
+async function composeWith(opts: ComposeOptions, params: ReturnType<typeof checkParams>, hasher: Hasher): Promise<ComposeSummary> {
   const runs: OpenedRun[] = [];
   for (const r of opts.runs) {
     const store = r.store ?? opts.store;
@@ -104,9 +117,11 @@ export async function composeRuns(opts: ComposeOptions): Promise<ComposeSummary>
   if (opts.method === 'linear' && Math.abs(total) < 1e-8) throw new MergeParameterError(`linear merge weights sum to ${total}; they must not sum to 0`);
 
   const base = await openBaseLayout(opts.base, baseStore(opts.base, opts.openStore));
-  const sha = await baseSha256(base);
-  const mismatched = runs.filter((r) => r.run.base.sha256 !== sha).map((r) => ({ runId: r.run.id, sha256: r.run.base.sha256 }));
-  if (mismatched.length > 0) throw new ComposeBaseMismatchError(opts.base, sha, mismatched);
+  const shas = [...new Set(runs.map((r) => r.run.base.sha256))];
+  const named = runs.map((r) => ({ runId: r.run.id, sha256: r.run.base.sha256 }));
+  if (shas.length > 1) throw new ComposeBaseMismatchError(opts.base, null, named);
+  const sha = shas[0];
+  const verify = checkBase(base, sha, hasher, (actual) => new ComposeBaseMismatchError(opts.base, actual, named));
 
   const touched = new Set(runs.flatMap((r) => Object.keys(r.manifest?.units ?? {})));
   const weights = runs.map((r) => r.weight);
@@ -122,7 +137,7 @@ export async function composeRuns(opts: ComposeOptions): Promise<ComposeSummary>
       const models = await Promise.all(
         runs.map(async (r) => {
           const ref = r.manifest?.units[unit];
-          return ref ? (await readUnitWeights(r.store, ref, unit)).tensors : baseTensors;
+          return ref ? (await readUnitWeights(r.store, ref, { unit, hasher })).tensors : baseTensors;
         }),
       );
       const out = new Map<string, Float32Array>();
@@ -153,6 +168,7 @@ export async function composeRuns(opts: ComposeOptions): Promise<ComposeSummary>
       ...params,
       runs: runs.map((r) => ({ runId: r.run.id, seq: r.manifest?.seq ?? -1, weight: r.weight })),
     },
+    verify,
     onProgress: opts.onProgress,
     now: opts.now,
   });

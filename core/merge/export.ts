@@ -13,7 +13,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
-import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
+import { readRunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
 import { BaseChangedError } from '../train/resources.ts';
 import { readHeader, readTensorF32, writeSafetensors, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
@@ -23,6 +23,7 @@ import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { dirDestination, OutputExistsError, storeDestination, storeSink, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
+import { workerHasher, type Hasher } from './hashing.ts';
 import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
 
 export const DELTA_FORMAT = 'lisa-delta';
@@ -83,12 +84,17 @@ export async function manifestAt(store: ObjectStore, runId: string, at?: number)
   return at < 0 ? null : readManifest(store, runId, at);
 }
 
-/** Opens a run's base and checks it is byte for byte the one the run was created on. */
-export async function openRunBase(run: RunSpec, ref: string, openStore?: (url: string) => ObjectStore): Promise<BaseLayout> {
-  const layout = await openBaseLayout(ref, baseStore(ref, openStore));
-  const sha = await baseSha256(layout);
-  if (sha !== run.base.sha256) throw new BaseChangedError(ref, run.base.sha256, sha);
-  return layout;
+/**
+ * Starts checking the base against the sha256 it must have, alongside the export: writeModel
+ * commits only once this resolves, so a changed base never yields a model, and the check costs
+ * no extra wall time.
+ */
+export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mismatch: (actual: string) => Error): Promise<void> {
+  const check = baseSha256(base, hasher).then((actual) => {
+    if (actual !== expected) throw mismatch(actual);
+  });
+  check.catch(() => undefined); // awaited by the writer; a failed export may never get there
+  return check;
 }
 
 export async function openDestination(out: string, openStore?: (url: string) => ObjectStore): Promise<Destination> {
@@ -97,19 +103,30 @@ export async function openDestination(out: string, openStore?: (url: string) => 
   return storeDestination(openStore(out));
 }
 
-function runOverrides(store: ObjectStore, manifest: ChunkManifest | null): UnitOverrides {
+function runOverrides(store: ObjectStore, manifest: ChunkManifest | null, hasher: Hasher): UnitOverrides {
   const refs = manifest?.units ?? {};
   return {
     units: new Set(Object.keys(refs)),
-    load: async (unit) => (await readUnitWeights(store, refs[unit], unit)).tensors,
+    load: async (unit) => (await readUnitWeights(store, refs[unit], { unit, hasher })).tensors,
   };
 }
 
 export async function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
+  const hasher = workerHasher();
+  try {
+    return await exportWith(opts, hasher);
+  } finally {
+    await hasher.close();
+  }
+}
+
+async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunExportSummary> {
   const run = await readRunSpec(opts.store, opts.runId);
   const manifest = await manifestAt(opts.store, run.id, opts.at);
-  const base = await openRunBase(run, opts.base ?? run.config.base, opts.openStore);
-  const overrides = runOverrides(opts.store, manifest);
+  const ref = opts.base ?? run.config.base;
+  const base = await openBaseLayout(ref, baseStore(ref, opts.openStore));
+  const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base.sha256, actual));
+  const overrides = runOverrides(opts.store, manifest, hasher);
   const seq = manifest?.seq ?? -1;
   const units = unitNames(base.spec).filter((u) => overrides.units.has(u));
   const provenance = {
@@ -122,7 +139,7 @@ export async function exportRun(opts: ExportRunOptions): Promise<RunExportSummar
     units,
   };
   if (opts.delta) {
-    const summary = await writeDelta(opts, base, overrides, {
+    const summary = await writeDelta(opts, base, overrides, verify, {
       format: DELTA_FORMAT,
       format_version: DELTA_FORMAT_VERSION,
       base_sha256: run.base.sha256,
@@ -141,6 +158,7 @@ export async function exportRun(opts: ExportRunOptions): Promise<RunExportSummar
     dtype: opts.dtype ?? 'base',
     shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance,
+    verify,
     onProgress: opts.onProgress,
     now: opts.now,
   });
@@ -174,7 +192,13 @@ function requireOpener(openStore: ((url: string) => ObjectStore) | undefined, ur
   return openStore;
 }
 
-async function writeDelta(opts: OutputOptions, base: BaseLayout, overrides: UnitOverrides, metadata: Record<string, string>): Promise<ExportSummary> {
+async function writeDelta(
+  opts: OutputOptions,
+  base: BaseLayout,
+  overrides: UnitOverrides,
+  verify: Promise<void>,
+  metadata: Record<string, string>,
+): Promise<ExportSummary> {
   const now = opts.now ?? Date.now;
   const t0 = now();
   const dtype = opts.dtype ?? 'base';
@@ -209,6 +233,7 @@ async function writeDelta(opts: OutputOptions, base: BaseLayout, overrides: Unit
   let written;
   try {
     written = await writeSafetensors(out.sink, entries, metadata);
+    await verify;
     await out.commit();
   } catch (err) {
     await out.abort().catch(() => undefined);
@@ -267,10 +292,18 @@ export async function readDeltaInfo(delta: string, openStore?: (url: string) => 
 }
 
 export async function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary> {
+  const hasher = workerHasher();
+  try {
+    return await applyWith(opts, hasher);
+  } finally {
+    await hasher.close();
+  }
+}
+
+async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<ExportSummary> {
   const delta = await readDeltaInfo(opts.delta, opts.openStore);
   const base = await openBaseLayout(opts.base, baseStore(opts.base, opts.openStore));
-  const sha = await baseSha256(base);
-  if (sha !== delta.baseSha256) throw new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, sha);
+  const verify = checkBase(base, delta.baseSha256, hasher, (actual) => new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, actual));
 
   const declared = new Set(delta.units);
   const byUnit = new Map<string, string[]>();
@@ -307,6 +340,7 @@ export async function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary
       units: unitNames(base.spec).filter((u) => declared.has(u)),
       delta: basename(opts.delta),
     },
+    verify,
     onProgress: opts.onProgress,
     now: opts.now,
   });

@@ -2,16 +2,16 @@
  * Streams a model in Hugging Face layout: the base's tensors, with whole units replaced by other
  * weights (a run's units, a delta package, a composition), tensor by tensor.
  *
- * Memory stays bounded by what is in flight, never the model: tensors are ordered unit by unit so
- * a unit's replacement weights are loaded when its first tensor is written and released after its
- * last; every other tensor is a ranged read of the base file. One tensor is read ahead so reading
- * overlaps writing.
+ * Tensors go out in the base's file order. Memory stays bounded by what is in flight, never the
+ * model: a unit's replacement weights are loaded when its first tensor is due and each tensor is
+ * dropped once handed to the writer (HF files keep a unit's tensors together, in architecture or
+ * alphabetical order alike, so a unit is rarely held for long); every other tensor is a ranged
+ * read of the base file. One tensor is read ahead so reading overlaps writing.
  */
 import { createHash } from 'node:crypto';
 import { LisaError } from '../errors.ts';
 import { readTensorBytes, readTensorF32, writeSafetensors, type TensorEntry } from '../tensors/safetensors.ts';
 import { dtypeSize, isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
-import { unitNames } from '../models/units.ts';
 import { INDEX_FILE, SINGLE_FILE, type BaseLayout, type BaseTensor } from './base-files.ts';
 import type { Destination } from './destination.ts';
 
@@ -61,6 +61,8 @@ export interface WriteModelOptions {
   shardSize: number;
   /** written as lisa-export.json: where the weights came from */
   provenance: Record<string, unknown>;
+  /** a check running alongside (the base's sha256): the model is committed only if it resolves */
+  verify?: Promise<unknown>;
   onProgress?: (p: WriteProgress) => void;
   now?: () => number;
 }
@@ -84,11 +86,11 @@ function outDtype(base: Dtype, dtype: ExportDtype): Dtype {
   return DTYPE_OF[dtype];
 }
 
-/** Tensors unit by unit (embed, layers.0, ..., head), base file order within a unit. */
+/** Tensors in the base's file order (files as listed, tensors by offset). */
 function plan(base: BaseLayout, overrides: UnitOverrides, dtype: ExportDtype): Planned[] {
-  const order = new Map(unitNames(base.spec).map((u, i) => [u, i]));
-  const all = [...base.tensors.entries()].map(([name, t], i) => ({ name, t, i }));
-  all.sort((a, b) => order.get(a.t.unit)! - order.get(b.t.unit)! || a.i - b.i);
+  const fileOrder = new Map(base.weightFiles.map((f, i) => [f, i]));
+  const all = [...base.tensors.entries()].map(([name, t]) => ({ name, t }));
+  all.sort((a, b) => fileOrder.get(a.t.file)! - fileOrder.get(b.t.file)! || a.t.info.begin - b.t.info.begin);
   return all.map(({ name, t }) => {
     const d = outDtype(t.info.dtype, dtype);
     return {
@@ -233,6 +235,7 @@ export async function writeModel(opts: WriteModelOptions): Promise<ExportSummary
       const indexJson = { metadata: { total_size: totalBytes }, weight_map: weightMap };
       await putFile(INDEX_FILE, encodeJson(indexJson));
     }
+    await opts.verify;
     for (const name of base.otherFiles) await putFile(name, await base.store.get(name));
     await putFile('lisa-export.json', encodeJson({ ...opts.provenance, dtype: opts.dtype, files: { ...sha256s } }));
     const config = opts.dtype === 'base' ? base.config : { ...base.config, torch_dtype: TORCH_DTYPE[opts.dtype] };
