@@ -3,7 +3,9 @@
  * exported directory must load (loadBaseDir, loadTokenizerDir) into a model whose logits equal,
  * bit for bit, those of the run's in-store model (materialize + createModel) at the same seq.
  */
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +85,18 @@ describe('export of a trained stories260K run', () => {
     const tok = await loadTokenizerDir(head.out);
     expect(tok.vocabSize).toBe(loaded.spec.vocabSize);
     expect(tok.encode('Once upon a time')).toEqual((await loadTokenizerDir(BASE)).encode('Once upon a time'));
+  });
+
+  it('`lisa generate --model DIR` runs on exports of every kind, greedy output equal to the run itself', async () => {
+    const lisa = (args: string[]) => promisify(execFile)(process.execPath, ['bin/lisa.js', 'generate', '--prompt', 'Once upon a time', '--max-tokens', '40', '--temperature', '0', ...args]);
+    const f32 = await exportRun({ store, runId: 'story', out: join(root, 'gen-f32') });
+    const fromRun = await lisa(['--store', store.root, '--run', 'story']);
+    expect(fromRun.stdout.startsWith('Once upon a time')).toBe(true);
+    expect((await lisa(['--model', f32.out])).stdout).toBe(fromRun.stdout);
+    const bf16 = await exportRun({ store, runId: 'story', out: join(root, 'gen-bf16'), dtype: 'bf16', shardSize: 100_000 });
+    expect(bf16.files).toContain('model.safetensors.index.json');
+    const composed = await composeRuns({ base: BASE, store, runs: [{ runId: 'story' }, { runId: 'other' }], method: 'ties', density: 0.5, dtype: 'f16', out: join(root, 'gen-ties') });
+    for (const dir of [bf16.out, composed.out]) expect((await lisa(['--model', dir])).stdout, dir).toMatch(/^Once upon a time.{20,}/s);
   });
 
   it('task arithmetic of two runs is the base plus both task vectors where they trained', async () => {
