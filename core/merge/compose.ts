@@ -15,7 +15,7 @@ import type { ChunkManifest } from '../store/manifest.ts';
 import { rngFor } from '../lisa/rng.ts';
 import { readTensorF32 } from '../tensors/safetensors.ts';
 import { unitNames } from '../models/units.ts';
-import { baseStore, openBaseLayout } from './base-files.ts';
+import { baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { mergeTensor, MergeParameterError, type MergeMethod } from './kernels.ts';
 import { checkBase, DEFAULT_SHARD_SIZE, manifestAt, openDestination, type OutputOptions } from './export.ts';
 import { workerHasher, type Hasher } from './hashing.ts';
@@ -117,6 +117,20 @@ async function composeWith(opts: ComposeOptions, params: ReturnType<typeof check
   if (opts.method === 'linear' && Math.abs(total) < 1e-8) throw new MergeParameterError(`linear merge weights sum to ${total}; they must not sum to 0`);
 
   const base = await openBaseLayout(opts.base, baseStore(opts.base, opts.openStore));
+  try {
+    return await composeOnBase(opts, params, hasher, runs, base);
+  } finally {
+    await base.close();
+  }
+}
+
+async function composeOnBase(
+  opts: ComposeOptions,
+  params: ReturnType<typeof checkParams>,
+  hasher: Hasher,
+  runs: OpenedRun[],
+  base: BaseLayout,
+): Promise<ComposeSummary> {
   const shas = [...new Set(runs.map((r) => r.run.base.sha256))];
   const named = runs.map((r) => ({ runId: r.run.id, sha256: r.run.base.sha256 }));
   if (shas.length > 1) throw new ComposeBaseMismatchError(opts.base, null, named);
@@ -134,12 +148,13 @@ async function composeWith(opts: ComposeOptions, params: ReturnType<typeof check
         const t = base.tensors.get(n)!;
         baseTensors.set(n, await readTensorF32(t.source, t.info));
       }
-      const models = await Promise.all(
+      const loaded = await Promise.all(
         runs.map(async (r) => {
           const ref = r.manifest?.units[unit];
-          return ref ? (await readUnitWeights(r.store, ref, { unit, hasher })).tensors : baseTensors;
+          return ref ? readUnitWeights(r.store, ref, { unit, hasher }) : { tensors: baseTensors, verified: Promise.resolve() };
         }),
       );
+      const models = loaded.map((l) => l.tensors);
       const out = new Map<string, Float32Array>();
       for (const n of names) {
         const b = baseTensors.get(n)!;
@@ -151,7 +166,9 @@ async function composeWith(opts: ComposeOptions, params: ReturnType<typeof check
         const rngs = opts.method === 'dare' ? runs.map((r) => rngFor(params.seed, `lisa.merge.dare:${r.run.id}@${r.manifest?.seq ?? -1}:${n}`, 0)) : [];
         out.set(n, mergeTensor(opts.method, b, thetas, weights, params, rngs));
       }
-      return out;
+      const verified = Promise.all(loaded.map((l) => l.verified)).then(() => undefined);
+      verified.catch(() => undefined);
+      return { tensors: out, verified };
     },
   };
   const summary = await writeModel({

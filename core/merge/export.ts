@@ -13,7 +13,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
-import { readRunSpec } from '../store/run-spec.ts';
+import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
 import { BaseChangedError } from '../train/resources.ts';
 import { readHeader, readTensorF32, writeSafetensors, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
@@ -107,7 +107,7 @@ function runOverrides(store: ObjectStore, manifest: ChunkManifest | null, hasher
   const refs = manifest?.units ?? {};
   return {
     units: new Set(Object.keys(refs)),
-    load: async (unit) => (await readUnitWeights(store, refs[unit], { unit, hasher })).tensors,
+    load: (unit) => readUnitWeights(store, refs[unit], { unit, hasher }),
   };
 }
 
@@ -125,6 +125,15 @@ async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunEx
   const manifest = await manifestAt(opts.store, run.id, opts.at);
   const ref = opts.base ?? run.config.base;
   const base = await openBaseLayout(ref, baseStore(ref, opts.openStore));
+  try {
+    return await exportBase(opts, hasher, run, manifest, base);
+  } finally {
+    await base.close();
+  }
+}
+
+async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, manifest: ChunkManifest | null, base: BaseLayout): Promise<RunExportSummary> {
+  const ref = base.ref;
   const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base.sha256, actual));
   const overrides = runOverrides(opts.store, manifest, hasher);
   const seq = manifest?.seq ?? -1;
@@ -209,6 +218,7 @@ async function writeDelta(
   }
   // One unit's weights in memory at a time: loaded at its first tensor, dropped after its last.
   let current: { unit: string; tensors: Map<string, Float32Array> } | null = null;
+  const checks: Promise<void>[] = [];
   const entries: TensorEntry[] = [];
   for (const unit of unitNames(base.spec)) {
     for (const name of byUnit.get(unit) ?? []) {
@@ -218,7 +228,11 @@ async function writeDelta(
         dtype: deltaDtype(info.dtype, dtype),
         shape: info.shape,
         data: async () => {
-          if (current?.unit !== unit) current = { unit, tensors: await overrides.load(unit) };
+          if (current?.unit !== unit) {
+            const loaded = await overrides.load(unit);
+            if (loaded.verified) checks.push(loaded.verified);
+            current = { unit, tensors: loaded.tensors };
+          }
           const data = current.tensors.get(name);
           if (!data || data.length !== info.shape.reduce((n, x) => n * x, 1)) {
             throw new InvalidDeltaError(name, `unit ${unit} has no weights of the base's shape for this tensor`);
@@ -234,6 +248,7 @@ async function writeDelta(
   try {
     written = await writeSafetensors(out.sink, entries, metadata);
     await verify;
+    await Promise.all(checks);
     await out.commit();
   } catch (err) {
     await out.abort().catch(() => undefined);
@@ -303,6 +318,14 @@ export async function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary
 async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<ExportSummary> {
   const delta = await readDeltaInfo(opts.delta, opts.openStore);
   const base = await openBaseLayout(opts.base, baseStore(opts.base, opts.openStore));
+  try {
+    return await applyOnBase(opts, hasher, delta, base);
+  } finally {
+    await base.close();
+  }
+}
+
+async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: DeltaInfo, base: BaseLayout): Promise<ExportSummary> {
   const verify = checkBase(base, delta.baseSha256, hasher, (actual) => new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, actual));
 
   const declared = new Set(delta.units);
@@ -319,9 +342,9 @@ async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<Expor
   const overrides: UnitOverrides = {
     units: declared,
     async load(unit) {
-      const out = new Map<string, Float32Array>();
-      for (const name of byUnit.get(unit) ?? []) out.set(name, await readTensorF32(delta.source, delta.header.tensors.get(name)!));
-      return out;
+      const tensors = new Map<string, Float32Array>();
+      for (const name of byUnit.get(unit) ?? []) tensors.set(name, await readTensorF32(delta.source, delta.header.tensors.get(name)!));
+      return { tensors };
     },
   };
   return writeModel({

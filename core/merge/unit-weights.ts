@@ -23,6 +23,21 @@ export interface UnitWeights {
   /** HF tensor name -> F32 weights */
   tensors: Map<string, Float32Array>;
   shapes: Map<string, number[]>;
+  /**
+   * Resolves once the whole object matched its sha256, rejects with CorruptObjectError otherwise.
+   * The weights come before it, so an export streams on while the hash finishes; whatever uses
+   * them must await this before publishing anything.
+   */
+  verified: Promise<void>;
+}
+
+/** A pending sha256 check with its rejection held for whoever awaits it. */
+function settle(digest: Promise<string>, ref: ObjectRef): Promise<void> {
+  const verified = digest.then((actual) => {
+    if (actual !== ref.sha256) throw new CorruptObjectError(ref.key, ref.sha256, actual);
+  });
+  verified.catch(() => undefined);
+  return verified;
 }
 
 const STATE_SUFFIXES = ['.adam_m', '.adam_v'];
@@ -81,9 +96,7 @@ async function readBeside(store: ObjectStore, ref: ObjectRef, expectedUnit: stri
       tensors.set(t.name, await readTensorF32(src, t));
       shapes.set(t.name, t.shape);
     }
-    const actual = await digest;
-    if (actual !== ref.sha256) throw new CorruptObjectError(ref.key, ref.sha256, actual);
-    return { unit, tensors, shapes };
+    return { unit, tensors, shapes, verified: settle(digest, ref) };
   } catch (err) {
     // A damaged object is reported as such, whatever part of reading it tripped over first.
     const actual = await digest.catch(() => null);
@@ -145,9 +158,7 @@ async function readStreaming(store: ObjectStore, ref: ObjectRef, expectedUnit: s
     scatter(piece, at);
     await hash.update(piece);
   }
-  const actual = await hash.digest();
-  if (actual !== ref.sha256) throw new CorruptObjectError(key, ref.sha256, actual);
-
+  const verified = settle(hash.digest(), ref);
   const tensors = new Map<string, Float32Array>();
   const shapes = new Map<string, number[]>();
   for (const t of weights) {
@@ -156,5 +167,5 @@ async function readStreaming(store: ObjectStore, ref: ObjectRef, expectedUnit: s
     tensors.set(t.name, decodeFloats(raw, t.dtype as 'F32' | 'F16' | 'BF16'));
     shapes.set(t.name, t.shape);
   }
-  return { unit, tensors, shapes };
+  return { unit, tensors, shapes, verified };
 }

@@ -21,17 +21,19 @@ export const EXPORT_DTYPES: readonly ExportDtype[] = ['base', 'f32', 'bf16', 'f1
 const DTYPE_OF: Record<Exclude<ExportDtype, 'base'>, Dtype> = { f32: 'F32', bf16: 'BF16', f16: 'F16' };
 const TORCH_DTYPE: Record<Exclude<ExportDtype, 'base'>, string> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' };
 
+export interface UnitData {
+  /** every tensor of the unit, F32 */
+  tensors: Map<string, Float32Array>;
+  /** resolves once the source of these weights is known to be intact; nothing is committed before */
+  verified?: Promise<void>;
+}
+
 /** Weights that replace the base's, a whole unit at a time. */
 export interface UnitOverrides {
   units: ReadonlySet<string>;
-  /** every tensor of the unit, F32; called once per unit, when its first tensor is about to be written */
-  load(unit: string): Promise<Map<string, Float32Array>>;
+  /** called once per unit, when its first tensor is about to be written */
+  load(unit: string): Promise<UnitData>;
 }
-
-export const NO_OVERRIDES: UnitOverrides = {
-  units: new Set(),
-  load: async () => new Map(),
-};
 
 export interface ExportSummary {
   /** the target: absolute directory or store URL */
@@ -131,6 +133,8 @@ type Data = Float32Array | Uint8Array;
  * weights when its first tensor is needed and dropping them once its last tensor is taken.
  */
 class TensorFeed {
+  /** the overrides' integrity checks, awaited before the model is committed */
+  readonly checks: Promise<void>[] = [];
   private readonly pending = new Map<number, Promise<Data>>();
   private readonly units = new Map<string, Promise<Map<string, Float32Array>>>();
   private readonly left = new Map<string, number>();
@@ -164,7 +168,10 @@ class TensorFeed {
     const unit = p.base.unit;
     let weights = this.units.get(unit);
     if (!weights) {
-      weights = this.overrides.load(unit);
+      weights = this.overrides.load(unit).then((d) => {
+        if (d.verified) this.checks.push(d.verified);
+        return d.tensors;
+      });
       this.units.set(unit, weights);
     }
     const map = await weights;
@@ -236,6 +243,7 @@ export async function writeModel(opts: WriteModelOptions): Promise<ExportSummary
       await putFile(INDEX_FILE, encodeJson(indexJson));
     }
     await opts.verify;
+    await Promise.all(feed.checks);
     for (const name of base.otherFiles) await putFile(name, await base.store.get(name));
     await putFile('lisa-export.json', encodeJson({ ...opts.provenance, dtype: opts.dtype, files: { ...sha256s } }));
     const config = opts.dtype === 'base' ? base.config : { ...base.config, torch_dtype: TORCH_DTYPE[opts.dtype] };

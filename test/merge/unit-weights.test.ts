@@ -65,6 +65,7 @@ describe('readUnitWeights', () => {
     expect(w.tensors.get('model.layers.1.mlp.up_proj.weight')).toEqual(a);
     expect(w.tensors.get('model.layers.1.input_layernorm.weight')).toEqual(b);
     expect(w.shapes.get('model.layers.1.mlp.up_proj.weight')).toEqual([30, 10]);
+    await w.verified;
   });
 
   it.each([
@@ -72,12 +73,13 @@ describe('readUnitWeights', () => {
     ['streaming', () => opaque(fs)],
   ] as const)('refuses a corrupt object (%s), wherever the damage is', async (_, store) => {
     const bad = { ...ref, sha256: '0'.repeat(64) };
-    await expect(readUnitWeights(store(), bad, { hasher, pieceBytes: 64 })).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
+    const read = (r: typeof ref) => readUnitWeights(store(), r, { hasher, pieceBytes: 64 }).then((w) => w.verified);
+    await expect(read(bad)).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
     const body = await fs.get(ref.key);
     body[20] ^= 0x55; // inside the JSON header
     const key = 'runs/r/units/layers.1/00000000-bad.safetensors';
     await fs.put(key, body);
-    await expect(readUnitWeights(store(), { ...ref, key }, { hasher, pieceBytes: 64 })).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
+    await expect(read({ ...ref, key })).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
   });
 
   it('refuses an object filed under another unit', async () => {
