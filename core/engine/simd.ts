@@ -1,6 +1,6 @@
 /**
- * A strided f32 GEMM in WebAssembly SIMD, assembled here byte by byte and run on the tfjs wasm
- * backend's own memory, so tensors are read and written in place.
+ * WebAssembly SIMD kernels, assembled here byte by byte and run on the tfjs wasm backend's own
+ * memory, so tensors are read and written in place: a strided f32 GEMM and the softmax gradient.
  *
  * Why: tfjs-backend-wasm sends every batched or transposed product to a scalar loop (~2 GFLOP/s
  * here); attention is nothing but such products. XNNPACK's fast path needs a single,
@@ -121,6 +121,7 @@ class Code {
 }
 
 const F32X4_ADD = 0xe4;
+const F32X4_SUB = 0xe5;
 const F32X4_MUL = 0xe6;
 const I32_ADD = 0x6a;
 const I32_MUL = 0x6c;
@@ -128,6 +129,7 @@ const I32_SHL = 0x74;
 const I32_GT_U = 0x4b;
 const I32_GE_U = 0x4f;
 const F32_ADD = 0x92;
+const F32_SUB = 0x93;
 const F32_MUL = 0x94;
 
 function gemmBody(): number[] {
@@ -231,15 +233,92 @@ function gemmBody(): number[] {
   return c.body();
 }
 
-function gemmModule(): Uint8Array<ArrayBuffer> {
-  const gemmType = [0x60, ...vec(new Array(11).fill([I32])), 0x00];
+/**
+ * softmaxGrad(dy, y, dx, rows, cols): dx = y * (dy - sum(dy * y)) per row of length cols — the
+ * softmax gradient in two passes over memory instead of four tfjs ops and three temporaries.
+ */
+function softmaxGradBody(): number[] {
+  const c = new Code(5);
+  const [DY, Y, DX, ROWS, COLS] = [0, 1, 2, 3, 4];
+  const r = c.local(I32);
+  const jb = c.local(I32);
+  const rowBytes = c.local(I32);
+  const vecBytes = c.local(I32);
+  const base = c.local(I32);
+  const acc = c.local(V128);
+  const dotv = c.local(V128);
+  const dot = c.local(F32);
+  c.get(COLS).i32(2).op(I32_SHL).set(rowBytes);
+  // Bytes covered by whole f32x4 vectors.
+  c.get(rowBytes).i32(-16).op(0x71).set(vecBytes);
+  const at = (ptr: number) => c.get(ptr).get(base).op(I32_ADD).get(jb).op(I32_ADD);
+  c.i32(0).set(r);
+  c.i32(0).set(base);
+  c.whileNot(
+    () => c.get(r).get(ROWS).op(I32_GE_U),
+    () => {
+      c.v128zero().set(acc);
+      c.i32(0).set(jb);
+      c.whileNot(
+        () => c.get(jb).get(vecBytes).op(I32_GE_U),
+        () => {
+          c.get(acc);
+          at(DY).v128load();
+          at(Y).v128load();
+          c.simd(F32X4_MUL).simd(F32X4_ADD).set(acc);
+          c.addTo(jb, () => c.i32(16));
+        },
+      );
+      c.get(acc).simd(0x1f, 0).get(acc).simd(0x1f, 1).op(F32_ADD).get(acc).simd(0x1f, 2).op(F32_ADD);
+      c.get(acc).simd(0x1f, 3).op(F32_ADD).set(dot);
+      c.whileNot(
+        () => c.get(jb).get(rowBytes).op(I32_GE_U),
+        () => {
+          c.get(dot);
+          at(DY).f32load();
+          at(Y).f32load();
+          c.op(F32_MUL).op(F32_ADD).set(dot);
+          c.addTo(jb, () => c.i32(4));
+        },
+      );
+      c.get(dot).simd(0x13).set(dotv);
+      c.i32(0).set(jb);
+      c.whileNot(
+        () => c.get(jb).get(vecBytes).op(I32_GE_U),
+        () => {
+          at(DX);
+          at(Y).v128load();
+          at(DY).v128load();
+          c.get(dotv).simd(F32X4_SUB).simd(F32X4_MUL).v128store();
+          c.addTo(jb, () => c.i32(16));
+        },
+      );
+      c.whileNot(
+        () => c.get(jb).get(rowBytes).op(I32_GE_U),
+        () => {
+          at(DX);
+          at(Y).f32load();
+          at(DY).f32load();
+          c.get(dot).op(F32_SUB).op(F32_MUL).f32store();
+          c.addTo(jb, () => c.i32(4));
+        },
+      );
+      c.addTo(base, () => c.get(rowBytes));
+      c.addTo(r, () => c.i32(1));
+    },
+  );
+  return c.body();
+}
+
+function simdModule(): Uint8Array<ArrayBuffer> {
+  const i32s = (n: number) => [0x60, ...vec(new Array(n).fill([I32])), 0x00];
   return Uint8Array.from([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([gemmType])),
+    ...section(1, vec([i32s(11), i32s(5)])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name('gemm'), 0x00, 0x00]])),
-    ...section(10, vec([gemmBody()])),
+    ...section(3, vec([[0], [1]])),
+    ...section(7, vec([[...name('gemm'), 0x00, 0x00], [...name('softmaxGrad'), 0x00, 0x01]])),
+    ...section(10, vec([gemmBody(), softmaxGradBody()])),
   ]);
 }
 
@@ -258,11 +337,19 @@ export type Gemm = (
   accumulate: number,
 ) => void;
 
-/** Instantiates the kernel over `memory` (not shared); undefined where wasm SIMD is unavailable. */
-export function createGemm(memory: WebAssembly.Memory): Gemm | undefined {
+/** softmaxGrad(dy, y, dx, rows, cols): addresses in bytes. */
+export type SoftmaxGrad = (dy: number, y: number, dx: number, rows: number, cols: number) => void;
+
+export interface SimdKernels {
+  gemm: Gemm;
+  softmaxGrad: SoftmaxGrad;
+}
+
+/** Instantiates the kernels over `memory` (not shared); undefined where wasm SIMD is unavailable. */
+export function createSimdKernels(memory: WebAssembly.Memory): SimdKernels | undefined {
   if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) return undefined;
-  const bytes = gemmModule();
+  const bytes = simdModule();
   if (!WebAssembly.validate(bytes)) return undefined;
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-  return instance.exports.gemm as Gemm;
+  const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+  return { gemm: exports.gemm as Gemm, softmaxGrad: exports.softmaxGrad as SoftmaxGrad };
 }

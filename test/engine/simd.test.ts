@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { createGemm } from '../../core/engine/simd.ts';
+import { createSimdKernels } from '../../core/engine/simd.ts';
 
 const memory = new WebAssembly.Memory({ initial: 64 });
-const gemm = createGemm(memory)!;
+const kernels = createSimdKernels(memory)!;
+const gemm = kernels.gemm;
 const heap = () => new Float32Array(memory.buffer);
 
 /** C = (C if accumulate) + A B with A stored row-major, or column-major when `transposed`. */
@@ -69,5 +70,28 @@ describe('SIMD gemm', () => {
         expect(f[c + i * 9 + j]).toBe(want);
       }
     }
+  });
+});
+
+describe('SIMD softmax gradient', () => {
+  it.each([1, 3, 4, 7, 8, 13])('rows of %i: dx = y * (dy - sum(dy * y))', (cols) => {
+    const f = heap();
+    const rows = 3;
+    const [dy, y, dx] = [8, 200, 400];
+    for (let x = 0; x < rows * cols; x++) {
+      f[dy + x] = Math.sin(x + 0.5);
+      f[y + x] = Math.abs(Math.cos(x * 0.3));
+    }
+    f[dx + rows * cols] = 77;
+    kernels.softmaxGrad(4 * dy, 4 * y, 4 * dx, rows, cols);
+    for (let r = 0; r < rows; r++) {
+      let dot = 0;
+      for (let j = 0; j < cols; j++) dot += f[dy + r * cols + j] * f[y + r * cols + j];
+      for (let j = 0; j < cols; j++) {
+        const i = r * cols + j;
+        expect(Math.abs(f[dx + i] - f[y + i] * (f[dy + i] - dot))).toBeLessThan(1e-6);
+      }
+    }
+    expect(f[dx + rows * cols]).toBe(77);
   });
 });

@@ -24,6 +24,12 @@ describe.each(['cpu', 'wasm'])('masked cross-entropy on %s', (backend) => {
     expect(loss.dataSync()[0]).toBeCloseTo(want, 5);
   });
 
+  it('stays exact for logits far apart (no underflowing probability is logged)', async () => {
+    await tf.setBackend(backend);
+    const loss = maskedCrossEntropy(tf.tensor2d([[1000, 0, -1000]]), tf.tensor1d([2], 'int32'), tf.tensor1d([1]));
+    expect(loss.dataSync()[0]).toBe(2000);
+  });
+
   it('is 0 when every position is masked', async () => {
     await tf.setBackend(backend);
     const loss = maskedCrossEntropy(tf.tensor2d([[1, 2]]), tf.tensor1d([0], 'int32'), tf.tensor1d([0]));
