@@ -11,7 +11,7 @@
  * weight file it names. An aborted export deletes what it uploaded.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
 import { fileSink, type ByteSink } from '../tensors/source.ts';
@@ -43,7 +43,7 @@ export interface Destination {
  * over a fresh array per tensor and never touches it again. Errors surface at a later write or at
  * close(), which waits for the queue and fsyncs.
  */
-function writeBehindSink(path: string, maxPending = 64 << 20): ByteSink {
+function writeBehindSink(path: string, maxPending = 32 << 20): ByteSink {
   const inner = fileSink(path);
   let queue: Promise<void> = Promise.resolve();
   let pending = 0;

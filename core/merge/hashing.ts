@@ -15,7 +15,7 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { open } = require('node:fs/promises');
 const hashes = new Map();
-const PIECE = 16 << 20;
+const PIECE = 8 << 20;
 async function hashFile(path) {
   const hash = createHash('sha256');
   const fh = await open(path, 'r');
@@ -87,7 +87,7 @@ interface Pending {
 }
 
 /** Bytes posted to a hashing thread and not yet hashed, before update() makes its caller wait. */
-const MAX_QUEUED = 32 << 20;
+const MAX_QUEUED = 16 << 20;
 
 class HashWorker {
   readonly worker: Worker;
