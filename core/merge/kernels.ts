@@ -26,8 +26,8 @@
 import { LisaError } from '../errors.ts';
 import type { Rng } from '../lisa/rng.ts';
 
-export type MergeMethod = 'linear' | 'task-arithmetic' | 'ties' | 'dare';
-export const MERGE_METHODS: readonly MergeMethod[] = ['linear', 'task-arithmetic', 'ties', 'dare'];
+export const MERGE_METHODS = ['linear', 'task-arithmetic', 'ties', 'dare'] as const;
+export type MergeMethod = (typeof MERGE_METHODS)[number];
 
 export class MergeParameterError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {

@@ -1,15 +1,26 @@
 /**
  * Option bodies of exports and compositions, shared by the CLI's validation and the HTTP API
  * (`POST /v1/runs/{id}/exports`, `POST /v1/compositions`) and its OpenAPI document.
- * Sizes are bytes or strings like "2GB" (see parseSize).
+ * Sizes are bytes or strings like "2GB" (see parseSize); parsed bodies carry bytes, so they map
+ * straight onto ExportRunOptions / ComposeOptions.
  */
 import { z } from 'zod';
 import { EXPORT_DTYPES } from './writer.ts';
 import { MERGE_METHODS } from './kernels.ts';
+import { parseSize } from './export.ts';
 
-const Dtype = z.enum(EXPORT_DTYPES as [string, ...string[]]).default('base').describe('tensor dtype: base keeps each tensor\'s dtype in the base file');
+const Dtype = z.enum(EXPORT_DTYPES).default('base').describe('tensor dtype: base keeps each tensor\'s dtype in the base file');
 const ShardSize = z
   .union([z.number().int().positive(), z.string().min(1)])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    try {
+      return parseSize(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  })
   .optional()
   .describe('tensor bytes per shard, e.g. 2000000000 or "2GB"; default 2GB');
 const Out = z.string().min(1).describe('output: a directory or s3://bucket/prefix (for a delta: a file or s3://bucket/key)');
@@ -38,7 +49,7 @@ export const CompositionRequestSchema = z
           .strict(),
       )
       .min(1),
-    method: z.enum(MERGE_METHODS as [string, ...string[]]).describe('linear | task-arithmetic | ties | dare'),
+    method: z.enum(MERGE_METHODS).describe('linear | task-arithmetic | ties | dare'),
     density: z.number().gt(0).max(1).optional().describe('ties and dare: fraction of each task vector kept'),
     lambda: z.number().finite().default(1).describe('scale of the merged task vector'),
     seed: z.number().int().min(0).max(2 ** 32 - 1).default(0).describe("dare's random drops"),

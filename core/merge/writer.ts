@@ -15,8 +15,8 @@ import { dtypeSize, isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { INDEX_FILE, SINGLE_FILE, type BaseLayout, type BaseTensor } from './base-files.ts';
 import type { Destination } from './destination.ts';
 
-export type ExportDtype = 'base' | 'f32' | 'bf16' | 'f16';
-export const EXPORT_DTYPES: readonly ExportDtype[] = ['base', 'f32', 'bf16', 'f16'];
+export const EXPORT_DTYPES = ['base', 'f32', 'bf16', 'f16'] as const;
+export type ExportDtype = (typeof EXPORT_DTYPES)[number];
 
 const DTYPE_OF: Record<Exclude<ExportDtype, 'base'>, Dtype> = { f32: 'F32', bf16: 'BF16', f16: 'F16' };
 const TORCH_DTYPE: Record<Exclude<ExportDtype, 'base'>, string> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' };
