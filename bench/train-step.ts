@@ -60,6 +60,13 @@ const CONFIGS: Config[] = [
 ];
 // What a LISA step trains: embed + head + 2 sampled blocks. Frozen weights get no gradient.
 CONFIGS.push({ ...CONFIGS[1], name: 'llama-5M LISA 2/6', layers: [1, 4] });
+// The other architecture at the same width and depth (4.9M parameters with learned positions).
+CONFIGS.push({
+  name: 'gpt2-5M',
+  spec: { ...CONFIGS[1].spec, arch: 'gpt2', hiddenDim: 1024, ropeTheta: 0, bosId: 0, eosId: 0 },
+  batch: 4,
+  seq: 64,
+});
 
 const { values: args } = parseArgs({
   options: {
@@ -111,7 +118,7 @@ function trainedLabel(c: Config): string {
 function trainStepMs(c: Config): { ms: number; loss: number; trained: number } {
   const model = createModel(c.spec, randomWeights(c.spec, 1));
   const trains = (name: string) => {
-    const layer = /^model\.layers\.(\d+)\./.exec(name);
+    const layer = /^(?:model\.layers|transformer\.h)\.(\d+)\./.exec(name);
     return !layer || !c.layers || c.layers.includes(Number(layer[1]));
   };
   const vars = [...model.params].filter(([name]) => trains(name)).map(([, v]) => v);
