@@ -66,7 +66,8 @@ function writeBehindSink(path: string, maxPending = 32 << 20): ByteSink {
   };
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** Makes a new directory entry durable. */
+export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try {
     await fh.sync();

@@ -9,7 +9,7 @@
  * It carries no optimizer state: it cannot resume a run, only rebuild its model.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
@@ -21,7 +21,7 @@ import { fileSink, fileSource, type ByteSink, type ByteSource } from '../tensors
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
-import { dirDestination, OutputExistsError, storeDestination, storeSink, type Destination } from './destination.ts';
+import { dirDestination, OutputExistsError, storeDestination, storeSink, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { workerHasher, type Hasher } from './hashing.ts';
 import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
@@ -39,6 +39,9 @@ export class DeltaBaseMismatchError extends LisaError {
     );
   }
 }
+
+/** A location or size an export cannot use: codes EXPORT_NO_STORE, EXPORT_BAD_OUTPUT, EXPORT_BAD_SIZE. */
+export class ExportArgumentError extends LisaError {}
 
 export class InvalidDeltaError extends LisaError {
   constructor(delta: string, why: string) {
@@ -99,8 +102,7 @@ export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mi
 
 export async function openDestination(out: string, openStore?: (url: string) => ObjectStore): Promise<Destination> {
   if (!out.startsWith('s3://')) return dirDestination(out);
-  if (!openStore) throw new LisaError('EXPORT_NO_STORE', `cannot write to ${out}: no store opener was given for s3:// outputs`);
-  return storeDestination(openStore(out));
+  return storeDestination(requireOpener(openStore, out)(out));
 }
 
 function runOverrides(store: ObjectStore, manifest: ChunkManifest | null, hasher: Hasher): UnitOverrides {
@@ -178,7 +180,7 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
 async function singleFileOutput(out: string, openStore?: (url: string) => ObjectStore): Promise<{ url: string; sink: ByteSink; commit(): Promise<void>; abort(): Promise<void> }> {
   if (out.startsWith('s3://')) {
     const slash = out.lastIndexOf('/');
-    if (slash <= 's3://'.length) throw new LisaError('EXPORT_BAD_OUTPUT', `delta output ${out}: expected s3://bucket/key`);
+    if (slash <= 's3://'.length) throw new ExportArgumentError('EXPORT_BAD_OUTPUT', `delta output ${out}: expected s3://bucket/key`, { out });
     const store = requireOpener(openStore, out)(out.slice(0, slash));
     const key = out.slice(slash + 1);
     if (await store.head(key)) throw new OutputExistsError(out, 'an object');
@@ -191,13 +193,23 @@ async function singleFileOutput(out: string, openStore?: (url: string) => Object
   return {
     url: path,
     sink: fileSink(tmp),
-    commit: () => rename(tmp, path),
+    async commit() {
+      // link(2) fails when the name was taken meanwhile, where rename(2) would replace it.
+      try {
+        await link(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new OutputExistsError(path, 'a file written during the export');
+        throw err;
+      }
+      await rm(tmp, { force: true });
+      await syncDir(dirname(path));
+    },
     abort: () => rm(tmp, { force: true }),
   };
 }
 
 function requireOpener(openStore: ((url: string) => ObjectStore) | undefined, url: string): (url: string) => ObjectStore {
-  if (!openStore) throw new LisaError('EXPORT_NO_STORE', `cannot use ${url}: no store opener was given for s3:// locations`);
+  if (!openStore) throw new ExportArgumentError('EXPORT_NO_STORE', `cannot use ${url}: no store opener was given for s3:// locations`, { url });
   return openStore;
 }
 
@@ -375,7 +387,7 @@ export function parseSize(text: string): number {
   const scale: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
   const bytes = m ? Math.floor(Number(m[1]) * scale[m[2].toLowerCase()]) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new LisaError('EXPORT_BAD_SIZE', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`);
+    throw new ExportArgumentError('EXPORT_BAD_SIZE', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`, { size: text });
   }
   return bytes;
 }

@@ -1,5 +1,5 @@
 /** Export, delta packages and composition of runs; see each module's doc. */
-export { exportRun, applyDelta, readDeltaInfo, parseSize, DeltaBaseMismatchError, InvalidDeltaError, DEFAULT_SHARD_SIZE } from './export.ts';
+export { exportRun, applyDelta, readDeltaInfo, parseSize, DeltaBaseMismatchError, InvalidDeltaError, ExportArgumentError, DEFAULT_SHARD_SIZE } from './export.ts';
 export type { ExportRunOptions, ApplyDeltaOptions, RunExportSummary, OutputOptions, DeltaInfo } from './export.ts';
 export { composeRuns, ComposeBaseMismatchError } from './compose.ts';
 export type { ComposeOptions, ComposeRun, ComposeSummary } from './compose.ts';

@@ -106,7 +106,7 @@ function plan(base: BaseLayout, overrides: UnitOverrides, dtype: ExportDtype): P
 }
 
 /** Greedy, like transformers' save_pretrained: a new shard starts when the next tensor would overflow. */
-export function shardPlan<T extends { bytes: number }>(tensors: T[], shardSize: number): T[][] {
+function shardPlan<T extends { bytes: number }>(tensors: T[], shardSize: number): T[][] {
   const shards: T[][] = [];
   let current: T[] = [];
   let size = 0;
@@ -123,7 +123,7 @@ export function shardPlan<T extends { bytes: number }>(tensors: T[], shardSize: 
   return shards;
 }
 
-export const shardName = (i: number, n: number): string =>
+const shardName = (i: number, n: number): string =>
   n === 1 ? SINGLE_FILE : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 
 type Data = Float32Array | Uint8Array;
@@ -257,4 +257,4 @@ export async function writeModel(opts: WriteModelOptions): Promise<ExportSummary
   return { out: dest.url, files, bytes, sha256s, seconds: (now() - t0) / 1000 };
 }
 
-export const encodeJson = (x: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(x, null, 2)}\n`);
+const encodeJson = (x: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(x, null, 2)}\n`);
