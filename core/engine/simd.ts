@@ -1,6 +1,7 @@
 /**
  * WebAssembly SIMD kernels, assembled here byte by byte and run on the tfjs wasm backend's own
- * memory, so tensors are read and written in place: a strided f32 GEMM and the softmax gradient.
+ * memory, so tensors are read and written in place: a strided f32 GEMM, the softmax gradient
+ * and a 2-D transpose.
  *
  * Why: tfjs-backend-wasm sends every batched or transposed product to a scalar loop (~2 GFLOP/s
  * here); attention is nothing but such products. XNNPACK's fast path needs a single,
@@ -310,15 +311,106 @@ function softmaxGradBody(): number[] {
   return c.body();
 }
 
+/** f32 lanes picked from (x, y) as an i8x16.shuffle immediate: 0-3 from x, 4-7 from y. */
+function lanes(...f32: number[]): number[] {
+  return f32.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+}
+
+/** transpose(src, dst, rows, cols): dst [cols, rows] = src [rows, cols]^T, 4x4 blocks in registers. */
+function transposeBody(): number[] {
+  const c = new Code(4);
+  const [SRC, DST, ROWS, COLS] = [0, 1, 2, 3];
+  const i = c.local(I32);
+  const j = c.local(I32);
+  const r = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const t = [c.local(V128), c.local(V128), c.local(V128), c.local(V128)];
+  const src = (row: () => void, col: () => void) => {
+    c.get(SRC);
+    row();
+    c.get(COLS).op(I32_MUL);
+    col();
+    c.op(I32_ADD).i32(2).op(I32_SHL).op(I32_ADD);
+  };
+  const dst = (row: () => void, col: () => void) => {
+    c.get(DST);
+    col();
+    c.get(ROWS).op(I32_MUL);
+    row();
+    c.op(I32_ADD).i32(2).op(I32_SHL).op(I32_ADD);
+  };
+  const scalarCols = (rowsInBlock: number) => {
+    c.whileNot(
+      () => c.get(j).get(COLS).op(I32_GE_U),
+      () => {
+        for (let q = 0; q < rowsInBlock; q++) {
+          const row = () => c.get(i).i32(q).op(I32_ADD);
+          dst(row, () => c.get(j));
+          src(row, () => c.get(j));
+          c.f32load().f32store();
+        }
+        c.addTo(j, () => c.i32(1));
+      },
+    );
+  };
+  c.i32(0).set(i);
+  c.whileNot(
+    () => c.get(i).i32(4).op(I32_ADD).get(ROWS).op(I32_GT_U),
+    () => {
+      c.i32(0).set(j);
+      c.whileNot(
+        () => c.get(j).i32(4).op(I32_ADD).get(COLS).op(I32_GT_U),
+        () => {
+          for (let q = 0; q < 4; q++) {
+            src(() => c.get(i).i32(q).op(I32_ADD), () => c.get(j));
+            c.v128load().set(r[q]);
+          }
+          const shuffle = (x: number, y: number, sel: number[], out: number) => c.get(x).get(y).simd(0x0d, ...lanes(...sel)).set(out);
+          shuffle(r[0], r[1], [0, 4, 1, 5], t[0]);
+          shuffle(r[0], r[1], [2, 6, 3, 7], t[1]);
+          shuffle(r[2], r[3], [0, 4, 1, 5], t[2]);
+          shuffle(r[2], r[3], [2, 6, 3, 7], t[3]);
+          shuffle(t[0], t[2], [0, 1, 4, 5], r[0]);
+          shuffle(t[0], t[2], [2, 3, 6, 7], r[1]);
+          shuffle(t[1], t[3], [0, 1, 4, 5], r[2]);
+          shuffle(t[1], t[3], [2, 3, 6, 7], r[3]);
+          for (let q = 0; q < 4; q++) {
+            dst(() => c.get(i), () => c.get(j).i32(q).op(I32_ADD));
+            c.get(r[q]).v128store();
+          }
+          c.addTo(j, () => c.i32(4));
+        },
+      );
+      scalarCols(4);
+      c.addTo(i, () => c.i32(4));
+    },
+  );
+  c.whileNot(
+    () => c.get(i).get(ROWS).op(I32_GE_U),
+    () => {
+      c.i32(0).set(j);
+      scalarCols(1);
+      c.addTo(i, () => c.i32(1));
+    },
+  );
+  return c.body();
+}
+
 function simdModule(): Uint8Array<ArrayBuffer> {
   const i32s = (n: number) => [0x60, ...vec(new Array(n).fill([I32])), 0x00];
   return Uint8Array.from([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([i32s(11), i32s(5)])),
+    ...section(1, vec([i32s(11), i32s(5), i32s(4)])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...name('gemm'), 0x00, 0x00], [...name('softmaxGrad'), 0x00, 0x01]])),
-    ...section(10, vec([gemmBody(), softmaxGradBody()])),
+    ...section(3, vec([[0], [1], [2]])),
+    ...section(
+      7,
+      vec([
+        [...name('gemm'), 0x00, 0x00],
+        [...name('softmaxGrad'), 0x00, 0x01],
+        [...name('transpose'), 0x00, 0x02],
+      ]),
+    ),
+    ...section(10, vec([gemmBody(), softmaxGradBody(), transposeBody()])),
   ]);
 }
 
@@ -340,9 +432,13 @@ export type Gemm = (
 /** softmaxGrad(dy, y, dx, rows, cols): addresses in bytes. */
 export type SoftmaxGrad = (dy: number, y: number, dx: number, rows: number, cols: number) => void;
 
+/** transpose(src, dst, rows, cols): addresses in bytes; src [rows, cols] -> dst [cols, rows]. */
+export type Transpose = (src: number, dst: number, rows: number, cols: number) => void;
+
 export interface SimdKernels {
   gemm: Gemm;
   softmaxGrad: SoftmaxGrad;
+  transpose: Transpose;
 }
 
 /** Instantiates the kernels over `memory` (not shared); undefined where wasm SIMD is unavailable. */
@@ -351,5 +447,5 @@ export function createSimdKernels(memory: WebAssembly.Memory): SimdKernels | und
   const bytes = simdModule();
   if (!WebAssembly.validate(bytes)) return undefined;
   const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-  return { gemm: exports.gemm as Gemm, softmaxGrad: exports.softmaxGrad as SoftmaxGrad };
+  return { gemm: exports.gemm as Gemm, softmaxGrad: exports.softmaxGrad as SoftmaxGrad, transpose: exports.transpose as Transpose };
 }

@@ -100,12 +100,15 @@ function identity(args: Parameters<KernelFunc>[0]): TensorInfo {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
-function transposeLast(backend: BackendWasm, x: TensorInfo): TensorInfo {
-  const kernel = tf.getKernel('Transpose', 'wasm')!.kernelFunc as KernelFunc;
-  const perm = x.shape.map((_, i) => i);
-  const r = perm.length;
-  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-  return kernel({ inputs: { x }, backend, attrs: { perm } }) as TensorInfo;
+/** x [..., r, c] -> [..., c, r] with the SIMD transpose (~5x tfjs's Transpose kernel here). */
+function transposeLast(backend: BackendWasm, kernels: SimdKernels, x: TensorInfo): TensorInfo {
+  const n = x.shape.length;
+  const [r, c] = [x.shape[n - 2], x.shape[n - 1]];
+  const out = backend.makeOutput([...x.shape.slice(0, -2), c, r], x.dtype);
+  const [src, dst] = [address(backend, x), address(backend, out)];
+  const batch = size(x.shape.slice(0, -2));
+  for (let i = 0; i < batch; i++) kernels.transpose(src + 4 * i * r * c, dst + 4 * i * r * c, r, c);
+  return out;
 }
 
 const simdByMemory = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
@@ -133,13 +136,13 @@ function address(backend: BackendWasm, t: TensorInfo): number {
 function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo {
   const stock = stockMatMul!.kernelFunc as KernelFunc;
   const backend = args.backend as BackendWasm;
-  const gemm = enabled ? simd(backend)?.gemm : undefined;
+  const kernels = enabled ? simd(backend) : undefined;
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   const batchA = size(a.shape.slice(0, -2));
   const batchB = size(b.shape.slice(0, -2));
   const sameBatch = batchA === batchB && a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
-  if (!gemm || a.dtype !== 'float32' || b.dtype !== 'float32' || !(sameBatch || batchA === 1 || batchB === 1)) {
+  if (!kernels || a.dtype !== 'float32' || b.dtype !== 'float32' || !(sameBatch || batchA === 1 || batchB === 1)) {
     return stock(args) as TensorInfo;
   }
   const ar = a.shape.length;
@@ -151,7 +154,8 @@ function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo {
   if (k !== kb) return stock(args) as TensorInfo; // the stock kernel words the error
   const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), m, n];
   const out = backend.makeOutput(outShape, 'float32');
-  const bRows = transposeB ? transposeLast(backend, b) : b;
+  const bRows = transposeB ? transposeLast(backend, kernels, b) : b;
+  const { gemm } = kernels;
   const [pa, pb, pc] = [address(backend, a), address(backend, bRows), address(backend, out)];
   // A(i, k): rows of a, or columns of a when transposed.
   const [ais, aks] = transposeA ? [1, m] : [k, 1];

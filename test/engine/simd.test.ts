@@ -95,3 +95,21 @@ describe('SIMD softmax gradient', () => {
     expect(f[dx + rows * cols]).toBe(77);
   });
 });
+
+describe('SIMD transpose', () => {
+  it.each([
+    [1, 1],
+    [4, 4],
+    [5, 9],
+    [8, 3],
+    [13, 17],
+  ])('%i x %i', (rows, cols) => {
+    const f = heap();
+    const [src, dst] = [4, 600];
+    for (let x = 0; x < rows * cols; x++) f[src + x] = x + 0.5;
+    f[dst + rows * cols] = 55;
+    kernels.transpose(4 * src, 4 * dst, rows, cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) expect(f[dst + j * rows + i]).toBe(f[src + i * cols + j]);
+    expect(f[dst + rows * cols]).toBe(55);
+  });
+});
