@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { LisaError } from '../errors.ts';
 import { decodeFloats, isFloatDtype } from '../tensors/dtypes.ts';
 import { readHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry, type TensorInfo, writeSafetensors } from '../tensors/safetensors.ts';
-import { type ByteSource, fileSink, fileSource } from '../tensors/source.ts';
+import { type ByteSource, fileSink, fileSource, readAhead } from '../tensors/source.ts';
 import { configJson, type ModelSpec, parseConfig } from './config.ts';
 import { tensorShapes } from './units.ts';
 
@@ -44,7 +44,7 @@ export async function loadBaseDir(dir: string): Promise<BaseModel> {
 }
 
 /** loadBaseDir over any file opener (a directory, an object store prefix); `where` names it in errors. */
-export async function loadBase(open: ModelFileOpener, where: string): Promise<Omit<BaseModel, 'dir'>> {
+export async function loadBase(open: ModelFileOpener, where: string, readWindow = 8): Promise<Omit<BaseModel, 'dir'>> {
   const configSrc = await open('config.json');
   if (!configSrc) throw new ModelDirError('MODEL_FILE_MISSING', `${where}: no config.json; expected a Hugging Face model directory`, { where });
   const spec = parseConfig(await readJson(configSrc), configSrc.name);
@@ -81,8 +81,10 @@ export async function loadBase(open: ModelFileOpener, where: string): Promise<Om
     // has already checked that they cover the file without holes, so this hashes every byte.
     const hash = createHash('sha256').update(await src.read(0, header.dataStart));
     const kept = new Set(infos.map((i) => i.name));
-    for (const info of [...header.tensors.values()].sort((a, b) => a.begin - b.begin)) {
-      const bytes = await src.read(info.begin, info.end - info.begin);
+    const ordered = [...header.tensors.values()].sort((a, b) => a.begin - b.begin);
+    const reads = readAhead(src, ordered.map((i) => ({ offset: i.begin, length: i.end - i.begin })), readWindow);
+    for (const info of ordered) {
+      const bytes = (await reads.next()).value as Uint8Array;
       hash.update(bytes);
       if (!kept.has(info.name)) continue;
       if (!isFloatDtype(info.dtype)) throw new SafetensorsError('SAFETENSORS_NOT_FLOAT', src.name, info.name, `dtype ${info.dtype} is not a float type; model weights must be F32, F16 or BF16`);

@@ -113,3 +113,31 @@ export function fileSink(path: string): ByteSink {
     },
   };
 }
+
+/**
+ * Reads `ranges` of a source with up to `window` reads in flight, yielding them in order: the
+ * caller hashes and decodes sequentially while the next ranges are already on the wire, which
+ * is what makes loading from S3 bandwidth-bound instead of latency-bound.
+ */
+export async function* readAhead(
+  src: ByteSource,
+  ranges: ReadonlyArray<{ offset: number; length: number }>,
+  window = 8,
+): AsyncGenerator<Uint8Array> {
+  const pending: Array<Promise<Uint8Array>> = [];
+  let next = 0;
+  const fill = () => {
+    while (next < ranges.length && pending.length < window) {
+      const p = src.read(ranges[next].offset, ranges[next].length);
+      p.catch(() => undefined); // observed when its turn comes; never an unhandled rejection
+      pending.push(p);
+      next++;
+    }
+  };
+  fill();
+  while (pending.length > 0) {
+    const bytes = await pending.shift()!;
+    fill();
+    yield bytes;
+  }
+}

@@ -3,8 +3,9 @@ import { extname } from 'node:path';
 import type { ObjectStore } from '../store/object-store.ts';
 import { sha256Hex } from '../store/manifest.ts';
 import type { RunConfig, RunSpec } from '../store/run-spec.ts';
-import { loadBaseDir } from '../models/load.ts';
-import { loadTokenizerDir } from '../tokenizers/index.ts';
+import { loadBase, loadBaseDir } from '../models/load.ts';
+import { loadTokenizerDir, loadTokenizerFiles } from '../tokenizers/index.ts';
+import { storeSource } from '../store/object-store.ts';
 import { prepareDataset, type PreparedDataset } from '../data/index.ts';
 import { BaseChangedError, DataChangedError, type LoadedBase, type ResourceCache } from './resources.ts';
 
@@ -35,8 +36,16 @@ export function createSources(openStore: (url: string) => ObjectStore): Sources 
   };
   return {
     async loadBase(ref) {
-      const base = await loadBaseDir(ref);
-      return { ...base, tokenizer: await loadTokenizerDir(ref) };
+      if (!isS3(ref)) return { ...(await loadBaseDir(ref)), tokenizer: await loadTokenizerDir(ref) };
+      // An S3 prefix laid out like a model directory: ranged reads of the safetensors, in parallel.
+      const folder = openStore(ref);
+      const exists = async (name: string) => (await folder.head(name)) !== null;
+      const base = await loadBase(async (name) => ((await exists(name)) ? storeSource(folder, name) : undefined), ref);
+      const tokenizer = await loadTokenizerFiles(
+        async (name) => ((await exists(name)) ? folder.get(name) : undefined),
+        (name) => `${ref.replace(/\/$/, '')}/${name}`,
+      );
+      return { ...base, dir: ref, tokenizer };
     },
     async prepareData(config, base) {
       const bytes = await readRef(config.data);

@@ -1,0 +1,51 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../core/engine/index.ts';
+import { loadBaseDir } from '../../core/models/load.ts';
+import { openStore } from '../../core/store/open.ts';
+import { createRun } from '../../core/train/create-run.ts';
+import { runChunk } from '../../core/train/chunk.ts';
+import { materialize } from '../../core/train/run-state.ts';
+import { s3TestUrl } from '../store/s3-env.ts';
+import { bytesOf, fsStore, newSources, qaLines, smallLlama, writeBase, writeData } from './harness.ts';
+
+const s3 = s3TestUrl('refs');
+
+if (s3) {
+  describe('bases and data on S3', () => {
+    let baseDir: string;
+    let dataFile: string;
+    beforeAll(async () => {
+      await initEngine({ backend: 'cpu' });
+      baseDir = await writeBase(smallLlama, 3);
+      dataFile = await writeData(qaLines(20));
+      const store = openStore(s3, { env: process.env });
+      for (const name of await readdir(baseDir)) await store.put(`base/${name}`, new Uint8Array(await readFile(join(baseDir, name))));
+      await store.put('data.jsonl', new Uint8Array(await readFile(dataFile)));
+    });
+
+    it('a run on s3:// refs loads the same base (same sha256) and trains bitwise like one on local files', async () => {
+      const input = { fields: ['question', 'answer'], seqLen: 48, activeLayers: 1, period: 2, steps: 4, batchSize: 2, seed: 9 };
+      const remote = await fsStore('refs');
+      const local = await fsStore('refs');
+      const a = await createRun({ store: remote, input: { ...input, base: `${s3}/base`, data: `${s3}/data.jsonl` }, ...newSources() });
+      const b = await createRun({ store: local, input: { ...input, base: baseDir, data: dataFile }, ...newSources() });
+      expect(a.base.sha256).toBe(b.base.sha256);
+      expect(a.data.sha256).toBe(b.data.sha256);
+      const ma = await runChunk({ store: remote, runId: a.id, ...newSources() });
+      const mb = await runChunk({ store: local, runId: b.id, ...newSources() });
+      expect(ma.losses).toEqual(mb.losses);
+      const base = await loadBaseDir(baseDir);
+      const wa = await materialize(remote, smallLlama, base.weights, ma, new Set());
+      const wb = await materialize(local, smallLlama, base.weights, mb, new Set());
+      for (const [name, w] of wb.weights) expect(bytesOf(wa.weights.get(name)!).equals(bytesOf(w)), name).toBe(true);
+    });
+
+    it('a missing S3 base names the prefix', async () => {
+      const err = await createRun({ store: await fsStore('refs'), input: { base: `${s3}/nothing-here`, data: dataFile }, ...newSources() }).catch((e) => e);
+      expect(err.code).toBe('MODEL_FILE_MISSING');
+      expect(err.message).toBe(`${s3}/nothing-here: no config.json; expected a Hugging Face model directory`);
+    });
+  });
+}
