@@ -57,6 +57,11 @@ keyring = $D/keyring
 [client.rgw.gw]
 rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw_data = $D/rgw
+# Overwritten and deleted objects' data is only freed by RGW's garbage collector, by default two
+# hours later: repeated uploads then fill the memstore, and a full OSD blocks every write forever.
+rgw_gc_obj_min_wait = 2
+rgw_gc_processor_period = 2
+rgw_gc_processor_max_time = 2
 CONF
 C=(-c "$D/ceph.conf")
 ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null

@@ -20,14 +20,21 @@ ensure_ceph_installed || exit 1
 export CEPH_DIR
 CEPH_DIR=$(mktemp -d /tmp/lisa-s3.XXXXXX)
 child=
+# Signal a process and all its descendants: `npx tsx x.ts` is four processes deep, and npm does
+# not pass signals on, so signalling only the direct child would orphan the actual command.
+signal_tree() {
+  local c
+  for c in $(pgrep -P "$2" 2>/dev/null); do signal_tree "$1" "$c"; done
+  kill "-$1" "$2" 2>/dev/null
+}
 cleanup() {
-  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null && wait "$child" 2>/dev/null
+  [ -n "$child" ] && signal_tree TERM "$child" && wait "$child" 2>/dev/null
   bash "$HERE/stop.sh" "$CEPH_DIR"
 }
 trap cleanup EXIT
 # forward a stop request to the command; the EXIT trap then stops RGW
-trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null; exit 143' TERM
-trap '[ -n "$child" ] && kill -INT "$child" 2>/dev/null; exit 130' INT
+trap '[ -n "$child" ] && signal_tree TERM "$child"; exit 143' TERM
+trap '[ -n "$child" ] && signal_tree INT "$child"; exit 130' INT
 
 t0=$(now_ms)
 # a free port can be taken between choosing and binding it: one retry with fresh ports
