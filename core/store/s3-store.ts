@@ -69,7 +69,9 @@ export interface S3StoreOptions {
 export function s3ClientConfig(env: StoreEnv): S3ClientConfig {
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? 'us-east-1' : undefined);
-  const config: S3ClientConfig = { maxAttempts: 1 };
+  // A stalled server (a Ceph OSD that is full blocks writes without answering) must become a
+  // retryable TimeoutError, not a hang: 10 s to connect, 60 s without a byte moving.
+  const config: S3ClientConfig = { maxAttempts: 1, requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 } };
   if (region) config.region = region;
   if (endpoint) {
     config.endpoint = endpoint;

@@ -59,15 +59,18 @@ describe('parseStoreUrl / openStore', () => {
 });
 
 describe('s3ClientConfig (endpoint, region and credentials from the env passed in)', () => {
+  const requestHandler = { connectionTimeout: 10_000, socketTimeout: 60_000 };
   it('uses AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL, with path-style addressing and us-east-1', () => {
     expect(s3ClientConfig({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:7480', AWS_ENDPOINT_URL: 'http://other:1' })).toEqual({
       maxAttempts: 1,
+      requestHandler,
       endpoint: 'http://127.0.0.1:7480',
       forcePathStyle: true,
       region: 'us-east-1',
     });
     expect(s3ClientConfig({ AWS_ENDPOINT_URL: 'http://minio:9000', AWS_REGION: 'eu-central-1' })).toEqual({
       maxAttempts: 1,
+      requestHandler,
       endpoint: 'http://minio:9000',
       forcePathStyle: true,
       region: 'eu-central-1',
@@ -75,17 +78,19 @@ describe('s3ClientConfig (endpoint, region and credentials from the env passed i
   });
 
   it('leaves AWS addressing and the default chains alone without an endpoint', () => {
-    expect(s3ClientConfig({})).toEqual({ maxAttempts: 1 });
-    expect(s3ClientConfig({ AWS_DEFAULT_REGION: 'ap-south-1', AWS_ENDPOINT_URL_S3: '' })).toEqual({ maxAttempts: 1, region: 'ap-south-1' });
+    expect(s3ClientConfig({})).toEqual({ maxAttempts: 1, requestHandler });
+    expect(s3ClientConfig({ AWS_DEFAULT_REGION: 'ap-south-1', AWS_ENDPOINT_URL_S3: '' })).toEqual({ maxAttempts: 1,
+      requestHandler, region: 'ap-south-1' });
   });
 
   it('takes static keys (and a session token) from the env passed in', () => {
     expect(s3ClientConfig({ AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 'SK', AWS_SESSION_TOKEN: 'TOK', AWS_REGION: 'us-west-2' })).toEqual({
       maxAttempts: 1,
+      requestHandler,
       region: 'us-west-2',
       credentials: { accessKeyId: 'AK', secretAccessKey: 'SK', sessionToken: 'TOK' },
     });
     // half a key pair is no credential: the SDK chain decides
-    expect(s3ClientConfig({ AWS_ACCESS_KEY_ID: 'AK' })).toEqual({ maxAttempts: 1 });
+    expect(s3ClientConfig({ AWS_ACCESS_KEY_ID: 'AK' })).toEqual({ maxAttempts: 1, requestHandler });
   });
 });
