@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { EngineError, initEngine, setWasmOverrides, type BackendName } from '../../core/engine/index.ts';
@@ -17,8 +18,22 @@ function rand(shape: number[]): number[] {
   });
 }
 
+// The GPU image installs @tensorflow/tfjs-node-gpu; these machines cannot.
+const nativeInstalled = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'].some((pkg) => {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+});
+
 describe('initEngine', () => {
-  it('picks wasm when the native tensorflow packages are absent, and logs the choice once', async () => {
+  it.runIf(nativeInstalled)('picks the native tensorflow backend when it is installed', async () => {
+    expect(await initEngine()).toBe('tensorflow');
+  });
+
+  it.skipIf(nativeInstalled)('picks wasm when the native tensorflow packages are absent, and logs the choice once', async () => {
     const logs: string[] = [];
     expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
@@ -28,7 +43,7 @@ describe('initEngine', () => {
     expect(logs).toHaveLength(1);
   });
 
-  it('falls through from a requested tensorflow backend and says so', async () => {
+  it.skipIf(nativeInstalled)('falls through from a requested tensorflow backend and says so', async () => {
     const logs: string[] = [];
     await initEngine({ backend: 'cpu' });
     expect(await initEngine({ backend: 'tensorflow', log: (m) => logs.push(m) })).toBe('wasm');
