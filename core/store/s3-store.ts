@@ -237,8 +237,10 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       // a Range on an empty object is unsatisfiable (416): it has no bytes to fetch in parts
       if (statusOf(err) !== 416) throw err;
-      const res = await this.retrying(`get ${key}`, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: full })));
-      return this.readBody(key, res.Body, new Uint8Array(Number(res.ContentLength ?? 0)));
+      return this.retrying(`get ${key}`, async () => {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: full }));
+        return this.readBody(key, res.Body, new Uint8Array(Number(res.ContentLength ?? 0)));
+      });
     }
     if (first.total <= this.partSize) return first.bytes;
     const out = new Uint8Array(first.total);
@@ -410,7 +412,7 @@ export class S3Store implements ObjectStore {
     try {
       const res = await this.retrying(`head ${key}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: full })));
       // a server that omits Last-Modified gets "now": gc then treats the object as fresh, never as stale
-      return { size: Number(res.ContentLength ?? 0), lastModified: res.LastModified ?? new Date() };
+      return { size: Number(res.ContentLength ?? 0), lastModified: res.LastModified ?? new Date(), ...(res.ETag ? { etag: res.ETag } : {}) };
     } catch (err) {
       const e = this.fail(err, 'head', key);
       if (e instanceof NotFoundError) return null;

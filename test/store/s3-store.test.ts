@@ -130,6 +130,24 @@ describe.runIf(url)('S3Store against a real S3 server, with injected faults', ()
     expect(logs[0]).toMatch(/^s3: get rt\/obj bytes 0\+5242880 failed \(SlowDown 503\); retry 1 in \d+ ms$/);
   });
 
+  it('an object overwritten between its part GETs is read again, never returned mixed', async () => {
+    const v1 = new Uint8Array(11 * MiB).fill(1);
+    const v2 = new Uint8Array(11 * MiB).fill(2);
+    await plain.put('rt/moving.bin', v1);
+    let gets = 0;
+    const { store, sent } = faulty(async (cmd, send) => {
+      // after the first part of version 1 came back, someone replaces the object
+      if (cmd.constructor.name === 'GetObjectCommand' && gets++ === 1) await plain.put('rt/moving.bin', v2);
+      return send(cmd);
+    });
+    logs.length = 0;
+    const got = await store.get('rt/moving.bin');
+    expect(got.every((b) => b === 2)).toBe(true);
+    // 3 parts of the mixed read, then 3 of the clean one
+    expect(sent.filter((n) => n === 'GetObjectCommand')).toHaveLength(6);
+    expect(logs).toEqual(['s3: rt/moving.bin changed while being read; reading again']);
+  });
+
   it('does not retry a client error', async () => {
     const { store, sent } = faulty(async () => {
       throw awsError('InvalidArgument', 400);
