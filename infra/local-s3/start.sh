@@ -21,6 +21,10 @@ RGW_PORT=${RGW_PORT:-$(free_port)}
 T0=$(now_ms)
 phase() { [ "${LOCAL_S3_TIMING:-}" = 1 ] && echo "local-s3: $1 at $(( $(now_ms) - T0 )) ms" >&2; return 0; }
 
+# $D is wiped: refuse a directory with other things in it (a mistyped CEPH_DIR=$HOME)
+if [ -d "$D" ] && [ -n "$(ls -A "$D")" ] && [ ! -f "$D/ceph.conf" ]; then
+  echo "local-s3: $D is not empty and holds no ceph.conf; refusing to wipe it" >&2; exit 1
+fi
 rm -rf "$D"; mkdir -p "$D"/{mon,osd,log,run,rgw}
 FSID=$(cat /proc/sys/kernel/random/uuid)
 cat > "$D/ceph.conf" <<CONF

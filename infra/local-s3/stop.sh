@@ -34,5 +34,6 @@ stop_group radosgw
 stop_group ceph-osd
 stop_group ceph-mon
 stop_group '[a-z-]+'   # anything else started with this conf (a radosgw-admin cut short)
-rm -rf "$D"
+# only what start.sh made: a dir with its ceph.conf, or an empty one
+if [ -f "$CONF" ] || [ -z "$(ls -A "$D")" ]; then rm -rf "$D"; fi
 exit 0
