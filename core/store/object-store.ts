@@ -20,6 +20,8 @@ export interface StoreStats {
 export interface ObjectInfo {
   size: number;
   lastModified: Date;
+  /** the server's entity tag (S3), so a cache can tell a replaced object from the one it copied */
+  etag?: string;
 }
 
 /**
