@@ -6,7 +6,9 @@ import type { RunConfig, RunSpec } from '../store/run-spec.ts';
 import { loadBase, loadBaseDir } from '../models/load.ts';
 import { loadTokenizerDir, loadTokenizerFiles } from '../tokenizers/index.ts';
 import { storeSource } from '../store/object-store.ts';
+import { hubOptionsFromEnv, isHfRef, openHubRepo, type HubEnv, type HubOptions } from '../store/hub.ts';
 import { prepareDataset, type PreparedDataset } from '../data/index.ts';
+import { BaseDiskCache, type RemoteFolder } from './base-cache.ts';
 import { BaseChangedError, DataChangedError, type LoadedBase, type ResourceCache } from './resources.ts';
 
 export interface PreparedData {
@@ -14,10 +16,23 @@ export interface PreparedData {
   dataset: PreparedDataset;
 }
 
-/** How a process opens the bases and datasets runs refer to: local paths or s3:// URLs. */
+/** How a process opens the bases and datasets runs refer to: local paths, s3:// URLs, hf:// repos. */
 export interface Sources {
   loadBase(ref: string): Promise<LoadedBase>;
   prepareData(config: RunConfig, base: LoadedBase): Promise<PreparedData>;
+}
+
+export interface SourcesOptions {
+  /** HF_ENDPOINT and HF_TOKEN for hf:// bases (cli/functions pass process.env) */
+  env?: HubEnv;
+  /** hub settings over those from `env` */
+  hub?: HubOptions;
+  /** keeps a local copy of remote bases (s3://, hf://) here, see base-cache.ts (LISA_CACHE_DIR) */
+  cacheDir?: string;
+  /** tensor reads in flight while a base loads (loadBase's read-ahead window) */
+  readWindow?: number;
+  /** told about cache misses, invalidations and failures */
+  log?: (msg: string) => void;
 }
 
 const isS3 = (ref: string): boolean => ref.startsWith('s3://');
@@ -28,7 +43,60 @@ function splitS3(ref: string): { folder: string; name: string } {
   return { folder: ref.slice(0, slash), name: ref.slice(slash + 1) };
 }
 
-export function createSources(openStore: (url: string) => ObjectStore): Sources {
+/**
+ * An S3 prefix laid out like a model directory. Versions are the object's ETag where the store
+ * reports one, else its Last-Modified time.
+ */
+function s3Folder(ref: string, store: ObjectStore): RemoteFolder {
+  const version = async (name: string) => {
+    const info = await store.head(name);
+    return info && { size: info.size, etag: info.etag ?? `last-modified ${info.lastModified.toISOString()}` };
+  };
+  return {
+    ref,
+    version,
+    async open(name) {
+      const v = await version(name);
+      if (!v) return undefined;
+      const src = storeSource(store, name);
+      return { name: src.name, size: async () => v.size, read: (offset, length) => src.read(offset, length), version: v };
+    },
+  };
+}
+
+function hubFolder(ref: string, opts: HubOptions): RemoteFolder {
+  const repo = openHubRepo(ref, opts);
+  return {
+    ref,
+    version: (name) => repo.info(name),
+    async open(name) {
+      const src = await repo.source(name);
+      return src && Object.assign(src, { version: src.info });
+    },
+  };
+}
+
+/** A base from a remote folder: tensors by ranged reads with `readWindow` in flight, then the tokenizer. */
+async function loadRemote(ref: string, open: RemoteFolder['open'], readWindow: number | undefined): Promise<LoadedBase> {
+  const base = await loadBase(open, ref, readWindow);
+  const tokenizer = await loadTokenizerFiles(
+    async (name) => {
+      const src = await open(name);
+      return src && src.read(0, src.version.size);
+    },
+    (name) => `${ref.replace(/\/$/, '')}/${name}`,
+  );
+  return { ...base, dir: ref, tokenizer };
+}
+
+async function loadLocal(dir: string): Promise<Omit<LoadedBase, 'dir'>> {
+  return { ...(await loadBaseDir(dir)), tokenizer: await loadTokenizerDir(dir) };
+}
+
+export function createSources(openStore: (url: string) => ObjectStore, opts: SourcesOptions = {}): Sources {
+  const log = opts.log ?? (() => undefined);
+  const cache = opts.cacheDir === undefined ? undefined : new BaseDiskCache(opts.cacheDir, log);
+  const hubOptions = { ...hubOptionsFromEnv(opts.env ?? {}), ...opts.hub };
   const readRef = async (ref: string): Promise<Uint8Array> => {
     if (!isS3(ref)) return new Uint8Array(await readFile(ref));
     const { folder, name } = splitS3(ref);
@@ -36,16 +104,21 @@ export function createSources(openStore: (url: string) => ObjectStore): Sources 
   };
   return {
     async loadBase(ref) {
-      if (!isS3(ref)) return { ...(await loadBaseDir(ref)), tokenizer: await loadTokenizerDir(ref) };
-      // An S3 prefix laid out like a model directory: ranged reads of the safetensors, in parallel.
-      const folder = openStore(ref);
-      const exists = async (name: string) => (await folder.head(name)) !== null;
-      const base = await loadBase(async (name) => ((await exists(name)) ? storeSource(folder, name) : undefined), ref);
-      const tokenizer = await loadTokenizerFiles(
-        async (name) => ((await exists(name)) ? folder.get(name) : undefined),
-        (name) => `${ref.replace(/\/$/, '')}/${name}`,
-      );
-      return { ...base, dir: ref, tokenizer };
+      if (!isS3(ref) && !isHfRef(ref)) return { ...(await loadLocal(ref)), dir: ref };
+      const remote = isHfRef(ref) ? hubFolder(ref, hubOptions) : s3Folder(ref, openStore(ref));
+      if (!cache) return loadRemote(ref, (name) => remote.open(name), opts.readWindow);
+      const hit = await cache.lookup(remote);
+      if (hit) {
+        try {
+          const base = await loadLocal(hit.dir);
+          if (base.sha256 === hit.sha256) return { ...base, dir: ref };
+          log(`base cache: ${hit.dir} holds weights with sha256 ${base.sha256}, not ${hit.sha256}; discarding it and loading ${ref} again`);
+        } catch (err) {
+          log(`base cache: ${hit.dir} is unreadable (${(err as Error).message}); discarding it and loading ${ref} again`);
+        }
+        await cache.discard(hit.sha256);
+      }
+      return cache.fill(remote, (open) => loadRemote(ref, open, opts.readWindow));
     },
     async prepareData(config, base) {
       const bytes = await readRef(config.data);
