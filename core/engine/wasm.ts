@@ -23,7 +23,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { ensureGradients } from './gradients.ts';
+// Upstream gradients first: the overrides below replace two of them.
+import './gradients.ts';
 import { createSimdKernels, type SimdKernels } from './simd.ts';
 
 type TensorInfo = tf.TensorInfo;
@@ -255,7 +256,6 @@ export function installWasmOverrides(): void {
   if (!stockMatMul) throw new Error('tfjs-backend-wasm registered no BatchMatMul kernel');
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel({ ...stockMatMul, kernelFunc: batchMatMul as tf.KernelFunc });
-  ensureGradients();
   stockMatMulGrad = tf.getGradient('BatchMatMul')!;
   tf.unregisterGradient('BatchMatMul');
   tf.registerGradient(batchMatMulGrad);
