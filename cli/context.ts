@@ -27,7 +27,16 @@ export function openStoreFromEnv(url: string): ObjectStore {
   return openStore(url, { env: process.env });
 }
 
+/** Bases and data: hf:// refs read HF_ENDPOINT and HF_TOKEN; LISA_CACHE_DIR keeps local copies of remote bases. */
+export function sourcesFromEnv(quiet = false): Sources {
+  return createSources(openStoreFromEnv, {
+    env: process.env,
+    cacheDir: process.env.LISA_CACHE_DIR?.trim() || undefined,
+    log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
+  });
+}
+
 export async function cliContext(storeUrl: string, opts: { quiet?: boolean } = {}): Promise<CliContext> {
   const backend = await engineFromEnv(opts.quiet);
-  return { store: openStoreFromEnv(storeUrl), sources: createSources(openStoreFromEnv), cache: new ResourceCache(), backend };
+  return { store: openStoreFromEnv(storeUrl), sources: sourcesFromEnv(opts.quiet), cache: new ResourceCache(), backend };
 }

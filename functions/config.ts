@@ -27,6 +27,8 @@ export interface ServeConfig {
   logLevel: string;
   /** LISA_BACKEND; undefined = the best one installed */
   backend: BackendName | undefined;
+  /** LISA_CACHE_DIR: local copies of s3:// and hf:// bases; undefined = none */
+  cacheDir: string | undefined;
 }
 
 export class InvalidConfigError extends LisaError {
@@ -126,5 +128,6 @@ export async function configFromEnv(
     refPrefixes: refs?.length ? refs : null,
     logLevel: env.LISA_LOG_LEVEL ?? 'info',
     backend: backend as BackendName | undefined,
+    cacheDir: env.LISA_CACHE_DIR?.trim() || undefined,
   };
 }

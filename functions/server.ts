@@ -102,7 +102,7 @@ export async function runServer(config: ServeConfig, env: StoreEnv): Promise<Run
     storeFor: (tenant) => new PrefixedStore(root, tenantPrefix(tenant)),
     tokens: config.tokens,
     cache: new ResourceCache(),
-    sources: createSources(openRef),
+    sources: createSources(openRef, { env, cacheDir: config.cacheDir, log: (m) => logger.info(m) }),
     openStore: openRef,
     pricing,
     limits: {

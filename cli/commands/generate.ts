@@ -6,8 +6,7 @@ import { loadTokenizerDir, type Tokenizer } from '../../core/tokenizers/index.ts
 import { LisaError } from '../../core/errors.ts';
 import { loadRunModel } from '../../core/train/run-model.ts';
 import { ResourceCache } from '../../core/train/resources.ts';
-import { createSources } from '../../core/train/sources.ts';
-import { engineFromEnv, openStoreFromEnv } from '../context.ts';
+import { engineFromEnv, openStoreFromEnv, sourcesFromEnv } from '../context.ts';
 
 /** Where the weights come from: a model directory today; a run's chunk (--store/--run/--at) plugs in here. */
 export type ModelSource = () => Promise<{ model: Model; tokenizer: Tokenizer }>;
@@ -76,7 +75,7 @@ function sourceOf(o: GenerateArgs): ModelSource {
   if (o.model === undefined && o.store !== undefined && o.run !== undefined) {
     const { store, run, at } = o;
     return async () => {
-      const rm = await loadRunModel({ store: openStoreFromEnv(store), runId: run, at, sources: createSources(openStoreFromEnv), cache: new ResourceCache() });
+      const rm = await loadRunModel({ store: openStoreFromEnv(store), runId: run, at, sources: sourcesFromEnv(), cache: new ResourceCache() });
       return { model: rm.model, tokenizer: rm.base.tokenizer };
     };
   }

@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .command('create')
     .description('create a run: validates the base and the data, writes run.json, prints the run id')
     .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
-    .requiredOption('--base <ref>', 'base model directory or s3:// prefix (Hugging Face layout)')
+    .requiredOption('--base <ref>', 'base model (Hugging Face layout): directory, s3:// prefix or hf://org/name[@revision]')
     .requiredOption('--data <ref>', 'training data: .jsonl or text file, or s3:// key')
     .option('--format <format>', 'jsonl | text (default: from the extension)')
     .option('--fields <list>', 'JSONL fields, prompt fields then the response field, e.g. question,answer')

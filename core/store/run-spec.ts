@@ -9,7 +9,7 @@ import { isValidRunId, runSpecKey } from './keys.ts';
  */
 export const RunConfigSchema = z
   .object({
-    base: z.string().min(1).describe('base model: a directory or s3://bucket/key of a Hugging Face layout'),
+    base: z.string().min(1).describe('base model of a Hugging Face layout: a directory, s3://bucket/prefix or hf://org/name[@revision]'),
     data: z.string().min(1).describe('training data: a .jsonl or text file, local path or s3://'),
     format: z.enum(['jsonl', 'text']).optional().describe('data format; inferred from the extension when absent'),
     fields: z.array(z.string().min(1)).min(2).optional().describe('JSONL fields: prompt fields..., response field'),
