@@ -42,7 +42,8 @@ async function tryNative(): Promise<string | undefined> {
       if (tf.findBackendFactory('tensorflow')) return undefined;
       reasons.push(`${pkg} loaded but registered no 'tensorflow' backend on this tfjs-core (version mismatch?)`);
     } catch (err) {
-      reasons.push(`${pkg}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      const missing = (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(pkg);
+      reasons.push(missing ? `${pkg} not installed` : `${pkg}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     }
   }
   return reasons.join('; ');
