@@ -11,7 +11,7 @@ describe('lisa demo', () => {
     const store = join(mkdtempSync(join(tmpdir(), 'lisa-demo-')), 'store');
     const r = spawnSync('node', ['bin/lisa.js', 'demo', '--store', store], { cwd: root, encoding: 'utf8', timeout: 600_000 });
     expect(r.status, r.stderr).toBe(0);
-    const chunks = [...r.stdout.matchAll(/^chunk (\d)  units (.+?)\s+loss ([\d.]+) → ([\d.]+)\s+held-out ([\d.]+)/gm)];
+    const chunks = [...r.stdout.matchAll(/^chunk (\d) {2}units (.+?)\s+loss ([\d.]+) → ([\d.]+)\s+held-out ([\d.]+)/gm)];
     expect(chunks.map((c) => Number(c[1]))).toEqual([0, 1, 2, 3, 4]);
     for (const c of chunks) expect(c[2].split(', ')).toEqual(expect.arrayContaining(['embed', 'head']));
     const heldOut = chunks.map((c) => Number(c[5]));
