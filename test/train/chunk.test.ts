@@ -111,6 +111,19 @@ for (const kind of storeKinds('chunks')) {
       }
     });
 
+    it('resume is bitwise on wasm too (its kernels are single-threaded and deterministic)', async () => {
+      await initEngine({ backend: 'wasm' });
+      try {
+        const { store, run } = await newRun({ steps: 6 });
+        for (let i = 0; i < 2; i++) await runChunk({ store, runId: run.id, ...newSources() });
+        const ref = await referenceLoop(run, 6);
+        const stored = await materialize(store, ref.base.spec, ref.base.weights, await headManifest(store, run.id), new Set());
+        for (const [name, w] of ref.weights) expect(bytesOf(stored.weights.get(name)!).equals(bytesOf(w)), name).toBe(true);
+      } finally {
+        await initEngine({ backend: 'cpu' });
+      }
+    });
+
     it('uploads exactly the active units; untouched units stay byte-identical to the base', async () => {
       const { store, run } = await newRun({ steps: 9 });
       const base = await loadBaseDir(baseDir);
@@ -187,6 +200,17 @@ for (const kind of storeKinds('chunks')) {
       const m = await runChunk({ store, runId: run.id, ...newSources(), signal: AbortSignal.abort() });
       expect([m.stoppedBy, m.startStep, m.globalStep, m.losses.length]).toEqual(['aborted', 0, 1, 1]);
       expect((await runChunk({ store, runId: run.id, ...newSources() })).globalStep).toBe(3);
+    });
+
+    it('16 concurrent attempts at one seq: one commit, 15 CHUNK_CONFLICTs naming it, no orphaned objects', async () => {
+      const { store, run } = await newRun({ period: 1 });
+      const results = await Promise.allSettled(Array.from({ length: 16 }, () => runChunk({ store, runId: run.id, ...newSources() })));
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(lost.map((r) => [r.reason.code, r.reason.details.winningSeq])).toEqual(Array(15).fill(['CHUNK_CONFLICT', 0]));
+      const head = (await headManifest(store, run.id))!;
+      expect(head.seq).toBe(0);
+      expect(new Set(await store.list(unitsPrefix(run.id)))).toEqual(new Set(Object.values(head.units).map((u) => u.key)));
     });
 
     it('two attempts at one seq: exactly one commits, the loser reports CHUNK_CONFLICT and removes its objects', async () => {

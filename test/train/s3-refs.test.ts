@@ -4,6 +4,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../core/engine/index.ts';
 import { loadBaseDir } from '../../core/models/load.ts';
 import { openStore } from '../../core/store/open.ts';
+import { storeSource } from '../../core/store/object-store.ts';
+import { encodeSafetensors, readHeader, readTensorF32 } from '../../core/tensors/safetensors.ts';
 import { createRun } from '../../core/train/create-run.ts';
 import { runChunk } from '../../core/train/chunk.ts';
 import { materialize } from '../../core/train/run-state.ts';
@@ -40,6 +42,20 @@ if (s3) {
       const wa = await materialize(remote, smallLlama, base.weights, ma, new Set());
       const wb = await materialize(local, smallLlama, base.weights, mb, new Set());
       for (const [name, w] of wb.weights) expect(bytesOf(wa.weights.get(name)!).equals(bytesOf(w)), name).toBe(true);
+    });
+
+    it('reading one tensor of a large safetensors object on S3 fetches only the header and its byte range', async () => {
+      const store = openStore(`${s3}/ranged`, { env: process.env });
+      const big = (seed: number) => Float32Array.from({ length: 1 << 20 }, (_, i) => Math.sin(i + seed));
+      const bytes = await encodeSafetensors(['a', 'b', 'c'].map((name, i) => ({ name, dtype: 'F32' as const, shape: [1024, 1024], data: big(i) })));
+      await store.put('model.safetensors', bytes);
+      const before = store.stats.bytesIn;
+      const src = storeSource(store, 'model.safetensors');
+      const header = await readHeader(src);
+      const b = await readTensorF32(src, header.tensors.get('b')!);
+      expect(bytesOf(b).equals(bytesOf(big(1)))).toBe(true);
+      expect(store.stats.bytesIn - before).toBe(8 + header.headerBytes + 4 * (1 << 20));
+      expect(bytes.length).toBeGreaterThan(3 * 4 * (1 << 20));
     });
 
     it('a missing S3 base names the prefix', async () => {
