@@ -44,7 +44,7 @@ interface CreateOptions {
 }
 
 export function register(program: Command): void {
-  const run = program.command('run').description('create and inspect fine-tuning runs');
+  const run = program.command('run').description('create fine-tuning runs (see also: chunk, status)');
   run
     .command('create')
     .description('create a run: validates the base and the data, writes run.json, prints the run id')
