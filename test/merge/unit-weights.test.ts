@@ -46,7 +46,7 @@ beforeAll(async () => {
   );
   ref = { key: 'runs/r/units/layers.1/00000000-x.safetensors', sha256: sha256Hex(body), bytes: body.length };
   await fs.put(ref.key, body);
-  hasher = workerHasher(1);
+  hasher = workerHasher({ threads: 1 });
 });
 afterAll(async () => {
   await hasher.close();
