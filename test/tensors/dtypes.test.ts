@@ -190,6 +190,24 @@ describe('named rounding cases', () => {
 });
 
 describe('byte order and alignment', () => {
+  it('converts into a caller\'s buffer, aligned or not, and returns a view of exactly the converted elements', () => {
+    // bits that hit every branch: normal ties, NaN with a low payload, Inf, subnormal, -0
+    const bits = new Uint32Array([0x3f808000, 0x3f818000, 0x7f800001, 0xff800000, 0x00008001, 0x80000000, 0x477ff000, 0x33000001, 0xc0490fdb]);
+    const x = new Float32Array(bits.buffer);
+    for (const [fn, name] of [[f32ToBf16, 'bf16'], [f32ToF16, 'f16']] as const) {
+      const fresh = [...fn(x)];
+      const buf = new Uint16Array(16).fill(0xaaaa);
+      const aligned = fn(x, buf);
+      expect([...aligned], name).toEqual(fresh);
+      expect(aligned.buffer).toBe(buf.buffer);
+      expect(buf[9]).toBe(0xaaaa); // nothing written past x.length
+      const odd = fn(x, new Uint16Array(16).subarray(1)); // 2-byte offset: no 32-bit pair stores
+      expect([...odd], name).toEqual(fresh);
+      expect(odd.byteOffset).toBe(2);
+    }
+    expect([...encodeFloats(new Float32Array([1, -2]), 'BF16', new Uint16Array(4))]).toEqual([0x80, 0x3f, 0x00, 0xc0]);
+  });
+
   it('encodes little-endian bytes', () => {
     const x = new Float32Array([1, -2]);
     expect([...encodeFloats(x, 'F32')]).toEqual([0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0]);
