@@ -200,8 +200,8 @@ function checkEntry(e: TensorEntry, seen: Set<string>): void {
   if (byteLength(e.shape, e.dtype) > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('SAFETENSORS_BAD_SHAPE', `shape ${JSON.stringify(e.shape)} is too large to address`);
 }
 
-/** The tensor's file bytes, after checking that `data` fits the entry's dtype and shape. */
-function tensorBytes(e: TensorEntry, data: TensorData): Uint8Array {
+/** Checks that `data` fits the entry's dtype and shape. */
+function checkData(e: TensorEntry, data: TensorData): void {
   const fail = (code: SafetensorsErrorCode, what: string) => new SafetensorsError(code, WRITER, e.name, what);
   const bytes = Number(byteLength(e.shape, e.dtype));
   const count = bytes / dtypeSize(e.dtype);
@@ -209,29 +209,44 @@ function tensorBytes(e: TensorEntry, data: TensorData): Uint8Array {
   if (data instanceof Float32Array) {
     if (!isFloatDtype(e.dtype)) throw fail('SAFETENSORS_DATA_TYPE', `Float32Array data cannot be written as ${e.dtype}`);
     if (data.length !== count) throw lengthError(`${data.length} elements`, `${count}`);
-    return encodeFloats(data, e.dtype);
-  }
-  if (data instanceof Int32Array) {
+  } else if (data instanceof Int32Array) {
     if (e.dtype !== 'I32') throw fail('SAFETENSORS_DATA_TYPE', `Int32Array data can only be written as I32, not ${e.dtype}`);
     if (data.length !== count) throw lengthError(`${data.length} elements`, `${count}`);
-    return toFileOrder(data);
-  }
-  if (data instanceof Uint8Array) {
+  } else if (data instanceof Uint8Array) {
     if (data.byteLength !== bytes) throw lengthError(`${data.byteLength} bytes`, `${bytes}`);
-    return data;
+  } else {
+    throw fail('SAFETENSORS_DATA_TYPE', 'data must be a Float32Array, Int32Array or Uint8Array');
   }
-  throw fail('SAFETENSORS_DATA_TYPE', 'data must be a Float32Array, Int32Array or Uint8Array');
 }
+
+/** An incremental hash of the output; done with a chunk when update() resolves. */
+export interface OutputHash {
+  update(chunk: Uint8Array): void | Promise<void>;
+  digest(): string | Promise<string>;
+}
+
+export interface WriteSafetensorsOptions {
+  /** sha256 of the output (hex); default: node:crypto on this thread. A hashing thread frees the writer for converting. */
+  hash?: OutputHash;
+}
+
+/** F32 elements converted per piece when writing F16/BF16: 4 MiB writes from two reused buffers. */
+const CONVERT_PIECE = 2 << 20;
 
 /**
  * Streams a safetensors file to `sink`, tensors contiguous in the given order, and closes the sink
  * (also on failure, when the partial output is to be discarded). Everything that can be checked
  * before writing is checked first; lazy data is checked when it arrives.
+ *
+ * One chunk is written and hashed while the next is produced (lazy data loaded, F16/BF16
+ * converted); conversions go piecewise through two buffers used in turn, so a buffer is refilled
+ * only after the sink and the hash are done with it.
  */
 export async function writeSafetensors(
   sink: ByteSink,
   tensors: TensorEntry[],
   metadata?: Record<string, string>,
+  opts: WriteSafetensorsOptions = {},
 ): Promise<{ bytes: number; sha256: string }> {
   if (metadata !== undefined && !isStringMap(metadata)) {
     throw new SafetensorsError('SAFETENSORS_BAD_METADATA', WRITER, undefined, 'metadata must be an object of string values');
@@ -239,7 +254,7 @@ export async function writeSafetensors(
   const seen = new Set<string>();
   for (const e of tensors) {
     checkEntry(e, seen);
-    if (typeof e.data !== 'function') tensorBytes(e, e.data);
+    if (typeof e.data !== 'function') checkData(e, e.data);
   }
 
   // Built by hand rather than JSON.stringify(object) so that keys keep the given order
@@ -259,23 +274,50 @@ export async function writeSafetensors(
   new DataView(head.buffer).setBigUint64(0, BigInt(headerBytes), true);
   head.set(json, 8);
 
-  const hash = createHash('sha256');
+  const hash = opts.hash ?? inlineHash();
   let written = 0;
+  let inflight: Promise<unknown> = Promise.resolve();
   const put = async (chunk: Uint8Array) => {
-    hash.update(chunk);
-    await sink.write(chunk);
+    await inflight;
+    const done = Promise.all([sink.write(chunk), hash.update(chunk)]);
+    done.catch(() => undefined); // awaited by the next put or at the end
+    inflight = done;
     written += chunk.byteLength;
   };
+  const scratch = [new Uint16Array(0), new Uint16Array(0)];
+  let turn = 0;
   try {
     await put(head);
-    for (const e of tensors) await put(tensorBytes(e, typeof e.data === 'function' ? await e.data() : e.data));
+    for (const e of tensors) {
+      const data = typeof e.data === 'function' ? await e.data() : e.data;
+      checkData(e, data);
+      if (data instanceof Float32Array && (e.dtype === 'F16' || e.dtype === 'BF16')) {
+        for (let at = 0; at < data.length; at += CONVERT_PIECE) {
+          const piece = data.subarray(at, at + CONVERT_PIECE);
+          if (scratch[turn].length < piece.length) scratch[turn] = new Uint16Array(Math.min(CONVERT_PIECE, Math.max(piece.length, 2 * scratch[turn].length)));
+          await put(encodeFloats(piece, e.dtype, scratch[turn]));
+          turn ^= 1;
+        }
+      } else if (data instanceof Float32Array) {
+        await put(encodeFloats(data, e.dtype as 'F32'));
+      } else {
+        await put(data instanceof Int32Array ? toFileOrder(data) : data);
+      }
+    }
+    await inflight;
   } catch (err) {
     // The write already failed; a close error on the abandoned sink would only hide why.
+    await inflight.catch(() => undefined);
     await sink.close().catch(() => undefined);
     throw err;
   }
   await sink.close();
-  return { bytes: written, sha256: hash.digest('hex') };
+  return { bytes: written, sha256: await hash.digest() };
+}
+
+function inlineHash(): OutputHash {
+  const h = createHash('sha256');
+  return { update: (chunk) => void h.update(chunk), digest: () => h.digest('hex') };
 }
 
 export async function encodeSafetensors(tensors: TensorEntry[], metadata?: Record<string, string>): Promise<Uint8Array> {

@@ -11,6 +11,7 @@ import {
   writeSafetensors,
   type TensorEntry,
 } from '../../core/tensors/safetensors.ts';
+import { encodeFloats } from '../../core/tensors/dtypes.ts';
 import { bufferSource, fileSink, fileSource, type ByteSink } from '../../core/tensors/source.ts';
 import { countingSource } from './helpers.ts';
 
@@ -183,10 +184,14 @@ describe('writer', () => {
     expect(res.sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('streams lazy tensors one at a time, after the previous one is written', async () => {
+  it('streams lazy tensors one at a time: the next loads while the previous is written, never two writes at once', async () => {
     const log: string[] = [];
     const sink: ByteSink = {
-      write: async (c) => void log.push(`write ${c.length}`),
+      async write(c) {
+        log.push(`write ${c.length}`);
+        await new Promise((r) => setTimeout(r, 5));
+        log.push(`wrote ${c.length}`);
+      },
       close: async () => void log.push('close'),
     };
     const lazy = (name: string, n: number): TensorEntry => ({
@@ -199,7 +204,43 @@ describe('writer', () => {
       },
     });
     const { bytes } = await writeSafetensors(sink, [lazy('a', 2), lazy('b', 3)]);
-    expect(log).toEqual([`write ${bytes - 20}`, 'load a', 'write 8', 'load b', 'write 12', 'close']);
+    const h = bytes - 20;
+    expect(log).toEqual([`write ${h}`, 'load a', `wrote ${h}`, 'write 8', 'load b', 'wrote 8', 'write 12', 'wrote 12', 'close']);
+  });
+
+  it('converts F16/BF16 in 4 MiB pieces through two reused buffers, never touching a chunk the sink or the hash still holds', async () => {
+    const n = 2 * (2 << 20) + 3; // two full pieces and a tail
+    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 1000);
+    const y = Float32Array.from({ length: 5 }, (_, i) => -i - 0.5);
+    const chunks: Uint8Array[] = [];
+    const slow = async (c: Uint8Array, into?: Uint8Array[]) => {
+      const copy = c.slice();
+      await new Promise((r) => setTimeout(r, 2));
+      expect(Buffer.compare(Buffer.from(c), Buffer.from(copy))).toBe(0);
+      into?.push(copy);
+    };
+    const hashed = createHash('sha256');
+    const sink: ByteSink = { write: (c) => slow(c, chunks), close: async () => undefined };
+    const hash = {
+      update: async (c: Uint8Array) => {
+        hashed.update(c);
+        await slow(c);
+      },
+      digest: async () => 'digest from the given hash',
+    };
+    const entries: TensorEntry[] = [
+      { name: 'x', dtype: 'BF16', shape: [n], data: async () => x },
+      { name: 'y', dtype: 'F16', shape: [5], data: y },
+    ];
+    const res = await writeSafetensors(sink, entries, undefined, { hash });
+    expect(res.sha256).toBe('digest from the given hash');
+    const headBytes = chunks[0].length;
+    expect(chunks.map((c) => c.length)).toEqual([headBytes, 4 << 20, 4 << 20, 6, 10]);
+    const out = Buffer.concat(chunks);
+    expect(res.bytes).toBe(out.length);
+    expect(createHash('sha256').update(out).digest('hex')).toBe(hashed.digest('hex'));
+    expect(Buffer.compare(out.subarray(headBytes, headBytes + 2 * n), Buffer.from(encodeFloats(x, 'BF16')))).toBe(0);
+    expect(Buffer.compare(out.subarray(headBytes + 2 * n), Buffer.from(encodeFloats(y, 'F16')))).toBe(0);
   });
 
   it('rejects bad entries before writing anything', async () => {
