@@ -186,6 +186,7 @@ async function composeOnBase(
       runs: runs.map((r) => ({ runId: r.run.id, seq: r.manifest?.seq ?? -1, weight: r.weight })),
     },
     verify,
+    hasher,
     onProgress: opts.onProgress,
     now: opts.now,
   });

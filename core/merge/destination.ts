@@ -35,37 +35,6 @@ export interface Destination {
   abort(): Promise<void>;
 }
 
-/**
- * A file sink that writes behind: write() resolves once the chunk is queued, with at most
- * `maxPending` bytes queued (a larger chunk waits for the queue to drain, then goes alone), so
- * hashing and converting the next tensor overlap writing this one. This bends ByteSink's rule
- * (a sink is done with a chunk when write() resolves), which is safe here because the export hands
- * over a fresh array per tensor and never touches it again. Errors surface at a later write or at
- * close(), which waits for the queue and fsyncs.
- */
-function writeBehindSink(path: string, maxPending = 32 << 20): ByteSink {
-  const inner = fileSink(path);
-  let queue: Promise<void> = Promise.resolve();
-  let pending = 0;
-  return {
-    async write(chunk) {
-      if (pending > 0 && pending + chunk.byteLength > maxPending) await queue;
-      pending += chunk.byteLength;
-      queue = queue.then(() => inner.write(chunk)).finally(() => {
-        pending -= chunk.byteLength;
-      });
-      queue.catch(() => undefined);
-    },
-    async close() {
-      try {
-        await queue;
-      } finally {
-        await inner.close();
-      }
-    },
-  };
-}
-
 /** Makes a new directory entry durable. */
 export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
@@ -87,7 +56,7 @@ export async function dirDestination(path: string): Promise<Destination> {
   await mkdir(tmp);
   return {
     url: out,
-    sink: (name) => writeBehindSink(join(tmp, name)),
+    sink: (name) => fileSink(join(tmp, name)),
     async put(name, bytes) {
       const sink = fileSink(join(tmp, name));
       await sink.write(bytes);

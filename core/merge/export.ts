@@ -150,7 +150,7 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
     units,
   };
   if (opts.delta) {
-    const summary = await writeDelta(opts, base, overrides, verify, {
+    const summary = await writeDelta(opts, hasher, base, overrides, verify, {
       format: DELTA_FORMAT,
       format_version: DELTA_FORMAT_VERSION,
       base_sha256: run.base.sha256,
@@ -170,6 +170,7 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
     shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance,
     verify,
+    hasher,
     onProgress: opts.onProgress,
     now: opts.now,
   });
@@ -215,6 +216,7 @@ function requireOpener(openStore: ((url: string) => ObjectStore) | undefined, ur
 
 async function writeDelta(
   opts: OutputOptions,
+  hasher: Hasher,
   base: BaseLayout,
   overrides: UnitOverrides,
   verify: Promise<void>,
@@ -258,7 +260,7 @@ async function writeDelta(
   const out = await singleFileOutput(opts.out, opts.openStore);
   let written;
   try {
-    written = await writeSafetensors(out.sink, entries, metadata);
+    written = await writeSafetensors(out.sink, entries, metadata, { hash: hasher.stream() });
     await verify;
     await Promise.all(checks);
     await out.commit();
@@ -376,6 +378,7 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
       delta: basename(opts.delta),
     },
     verify,
+    hasher,
     onProgress: opts.onProgress,
     now: opts.now,
   });

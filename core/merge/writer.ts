@@ -14,6 +14,7 @@ import { readTensorBytes, readTensorF32, writeSafetensors, type TensorEntry } fr
 import { dtypeSize, isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { INDEX_FILE, SINGLE_FILE, type BaseLayout, type BaseTensor } from './base-files.ts';
 import type { Destination } from './destination.ts';
+import { inlineHasher, type Hasher } from './hashing.ts';
 
 export const EXPORT_DTYPES = ['base', 'f32', 'bf16', 'f16'] as const;
 export type ExportDtype = (typeof EXPORT_DTYPES)[number];
@@ -65,6 +66,8 @@ export interface WriteModelOptions {
   provenance: Record<string, unknown>;
   /** a check running alongside (the base's sha256): the model is committed only if it resolves */
   verify?: Promise<unknown>;
+  /** hashes the weight files as they are written (default: on this thread) */
+  hasher?: Hasher;
   onProgress?: (p: WriteProgress) => void;
   now?: () => number;
 }
@@ -235,7 +238,7 @@ export async function writeModel(opts: WriteModelOptions): Promise<ExportSummary
         },
       }));
       for (const p of shard) weightMap[p.name] = name;
-      const out = await writeSafetensors(dest.sink(name), entries, { format: 'pt' });
+      const out = await writeSafetensors(dest.sink(name), entries, { format: 'pt' }, { hash: (opts.hasher ?? inlineHasher).stream() });
       record(name, out.bytes, out.sha256);
     }
     if (shards.length > 1) {
