@@ -12,9 +12,11 @@ import {
   compareKeys,
   NotFoundError,
   type ObjectInfo,
+  type ObjectSink,
   type ObjectStore,
   RangeNotSatisfiableError,
   type StoreStats,
+  StreamClosedError,
 } from './object-store.ts';
 
 /** Temp files live next to their target (same filesystem, so rename/link are atomic); list skips them. */
@@ -167,6 +169,60 @@ export class FsStore implements ObjectStore {
     } catch (err) {
       if (!isMissing(err)) throw err;
     }
+  }
+
+  /**
+   * Streams into a temp file next to the key: close() fsyncs it, renames it over the key and
+   * fsyncs the directory, as put() does; abort(), or close() after a failed write, removes it.
+   */
+  putStream(key: string): ObjectSink {
+    const path = this.path(key);
+    const dir = dirname(path);
+    const tmp = join(dir, `${TMP_MARK}${randomBytes(8).toString('hex')}`);
+    this.stats.requests++;
+    const handle = mkdir(dir, { recursive: true }).then(() => open(tmp, 'wx'));
+    handle.catch(() => undefined); // surfaced by write or close
+    let state: 'open' | 'closed' | 'aborted' = 'open';
+    let failure: unknown;
+    const discard = async () => {
+      const fh = await handle.catch(() => null);
+      await fh?.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+    };
+    return {
+      write: async (chunk) => {
+        if (state !== 'open') throw new StreamClosedError(this.url, key, state);
+        if (failure !== undefined) throw failure;
+        try {
+          const fh = await handle;
+          for (let done = 0; done < chunk.byteLength; ) done += (await fh.write(chunk, done, chunk.byteLength - done)).bytesWritten;
+        } catch (err) {
+          failure = err;
+          throw err;
+        }
+        this.stats.bytesOut += chunk.byteLength;
+      },
+      close: async () => {
+        if (state !== 'open') throw new StreamClosedError(this.url, key, state);
+        state = 'closed';
+        try {
+          if (failure !== undefined) throw failure;
+          const fh = await handle;
+          await fh.sync();
+          await fh.close();
+          await rename(tmp, path);
+        } catch (err) {
+          await discard();
+          throw err;
+        }
+        await syncDir(dir);
+      },
+      abort: async () => {
+        if (state !== 'open') return;
+        state = 'aborted';
+        await discard();
+      },
+    };
   }
 
   /** Writes body to a fresh temp file next to `path` and fsyncs it; returns the temp path. */

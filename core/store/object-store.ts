@@ -1,5 +1,5 @@
 import { LisaError } from '../errors.ts';
-import type { ByteSource } from '../tensors/source.ts';
+import type { ByteSink, ByteSource } from '../tensors/source.ts';
 
 export interface ByteRange {
   offset: number;
@@ -44,6 +44,22 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
   /** idempotent: deleting a missing key succeeds */
   delete(key: string): Promise<void>;
+  /**
+   * Streams one object, so that an object larger than memory is never held whole (S3: a multipart
+   * upload as parts fill; a directory: a temp file renamed at close). Optional so that wrappers
+   * and test doubles need not stream; callers without it collect the bytes and put() them.
+   */
+  putStream?(key: string): ObjectSink;
+}
+
+/**
+ * A streaming upload of one object. write() copies what it keeps (the caller may reuse its chunk
+ * once write resolves); close() makes the object appear whole, atomically replacing any object at
+ * the key as put() does; abort() discards it: no new object, nothing left pending (no temp file,
+ * no open multipart upload). After a failed write only abort() is useful.
+ */
+export interface ObjectSink extends ByteSink {
+  abort(): Promise<void>;
 }
 
 export class StoreError extends LisaError {}
@@ -81,6 +97,12 @@ export class RangeNotSatisfiableError extends StoreError {
   constructor(storeUrl: string, key: string, range: ByteRange, size: number | null) {
     const past = size === null ? 'outside the object' : `past the end of the object (${size} bytes)`;
     super('STORE_BAD_RANGE', `cannot read ${range.length} bytes at offset ${range.offset} of ${key} in store ${storeUrl}: ${past}`, { store: storeUrl, key, ...range, size });
+  }
+}
+
+export class StreamClosedError extends StoreError {
+  constructor(storeUrl: string, key: string, state: 'closed' | 'aborted') {
+    super('STORE_STREAM_CLOSED', `cannot use the upload stream of ${key} in store ${storeUrl}: it was already ${state}`, { store: storeUrl, key, state });
   }
 }
 

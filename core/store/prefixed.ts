@@ -1,4 +1,4 @@
-import { checkKey, checkPrefix, type ByteRange, type ObjectStore, type StoreStats } from './object-store.ts';
+import { checkKey, checkPrefix, type ByteRange, type ObjectSink, type ObjectStore, type StoreStats } from './object-store.ts';
 
 /**
  * A view of `inner` under `prefix` (e.g. `tenants/acme/`): every key is relative to the prefix and
@@ -13,6 +13,9 @@ export class PrefixedStore implements ObjectStore {
   readonly stats: StoreStats = { bytesIn: 0, bytesOut: 0, requests: 0 };
   private readonly prefix: string;
 
+  /** present when the inner store streams */
+  readonly putStream?: (key: string) => ObjectSink;
+
   constructor(
     private readonly inner: ObjectStore,
     prefix: string,
@@ -20,6 +23,20 @@ export class PrefixedStore implements ObjectStore {
     this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`;
     checkKey(inner.url, this.prefix.slice(0, -1));
     this.url = `${inner.url}/${this.prefix.slice(0, -1)}`;
+    if (inner.putStream) this.putStream = (key) => this.stream(inner.putStream!.bind(inner), key);
+  }
+
+  private stream(open: (key: string) => ObjectSink, key: string): ObjectSink {
+    const inner = open(this.key(key));
+    this.stats.requests++;
+    return {
+      write: async (chunk) => {
+        await inner.write(chunk);
+        this.stats.bytesOut += chunk.byteLength;
+      },
+      close: () => inner.close(),
+      abort: () => inner.abort(),
+    };
   }
 
   private key(key: string): string {

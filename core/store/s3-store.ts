@@ -23,10 +23,12 @@ import {
   compareKeys,
   NotFoundError,
   type ObjectInfo,
+  type ObjectSink,
   type ObjectStore,
   RangeNotSatisfiableError,
   StoreError,
   type StoreStats,
+  StreamClosedError,
 } from './object-store.ts';
 
 export const MiB = 1024 * 1024;
@@ -54,6 +56,8 @@ export interface S3StoreOptions {
   partSize?: number;
   /** requests in flight at once, across all operations of this store; default 8 */
   concurrency?: number;
+  /** parts of one putStream uploading at once (its memory: this plus one, times partSize); default 4 */
+  streamParts?: number;
   retry?: Partial<RetryOptions>;
   /** told about retries and other recoverable trouble */
   log?: (msg: string) => void;
@@ -126,6 +130,7 @@ export class S3Store implements ObjectStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly partSize: number;
+  readonly streamParts: number;
   readonly stats: StoreStats = { bytesIn: 0, bytesOut: 0, requests: 0 };
   private readonly client: S3Client;
   private readonly queue: PQueue;
@@ -149,6 +154,10 @@ export class S3Store implements ObjectStore {
       throw new StoreError('STORE_BAD_CONFIG', `S3 concurrency ${concurrency} must be a positive integer`, { concurrency });
     }
     this.queue = new PQueue({ concurrency });
+    this.streamParts = opts.streamParts ?? Math.min(4, concurrency);
+    if (!Number.isSafeInteger(this.streamParts) || this.streamParts < 1) {
+      throw new StoreError('STORE_BAD_CONFIG', `S3 stream parts ${this.streamParts} must be a positive integer`, { streamParts: this.streamParts });
+    }
     this.retry = { attempts: 6, baseMs: 100, capMs: 5000, ...opts.retry };
     this.log = opts.log ?? (() => undefined);
   }
@@ -364,6 +373,156 @@ export class S3Store implements ObjectStore {
       );
       throw err;
     }
+  }
+
+  // ---- putStream ------------------------------------------------------------------------------
+
+  /**
+   * Streams one object in `partSize` parts. Bytes are copied into a part buffer; when it is full
+   * and more bytes come, it is uploaded (the first such part opens a multipart upload) through the
+   * store's queue while writing goes on in another buffer, with at most `streamParts` parts
+   * uploading: write() waits for one to finish. Memory is (streamParts + 1) part buffers, reused,
+   * however large the object. An object that ends within one part is a single PUT. A part that
+   * fails for good fails the stream; that, or abort(), aborts the multipart upload once no part is
+   * in flight (a part finishing after the abort would be stored, and billed, with no upload to
+   * clean it up). At most 10,000 parts: partSize x 10,000 bytes per object.
+   */
+  putStream(key: string): ObjectSink {
+    const full = this.fullKey(key);
+    type Part = { ETag: string | undefined; PartNumber: number };
+    const parts: Promise<Part>[] = [];
+    const spare: Uint8Array[] = [];
+    const waiting: Array<() => void> = [];
+    let buf: Uint8Array | null = null;
+    let filled = 0;
+    let size = 0;
+    let uploading = 0;
+    let uploadId: Promise<string> | null = null;
+    let failure: unknown;
+    let state: 'open' | 'closed' | 'aborted' = 'open';
+    const abandoned = new StoreError('STORE_REQUEST_FAILED', `S3 put ${key}: upload abandoned`, {});
+
+    const createUpload = async (): Promise<string> => {
+      const res = await this.retrying(`create multipart ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: full })));
+      if (!res.UploadId) throw new StoreError('STORE_REQUEST_FAILED', `S3 put ${key} in store ${this.url}: CreateMultipartUpload returned no UploadId`, { store: this.url, key });
+      return res.UploadId;
+    };
+    const uploadPart = (body: Uint8Array, owner: Uint8Array) => {
+      const n = parts.length + 1;
+      if (n > MAX_PARTS) {
+        throw (failure = new StoreError('STORE_OBJECT_TOO_LARGE', `S3 put ${key} in store ${this.url}: a stream of more than ${MAX_PARTS} parts of ${this.partSize} bytes; raise the store's part size`, { store: this.url, key, partSize: this.partSize }));
+      }
+      uploadId ??= createUpload();
+      uploadId.catch(() => undefined); // surfaced through the parts
+      uploading++;
+      const part = uploadId
+        .then((id) =>
+          this.retrying(`put ${key} part ${n}`, async () => {
+            if (failure !== undefined) throw abandoned;
+            this.stats.bytesOut += body.length;
+            const res = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: full, UploadId: id, PartNumber: n, Body: body }));
+            return { ETag: res.ETag, PartNumber: n };
+          }),
+        )
+        .catch((err: unknown) => {
+          failure ??= err;
+          throw err;
+        })
+        .finally(() => {
+          uploading--;
+          spare.push(owner);
+          waiting.shift()?.();
+        });
+      part.catch(() => undefined); // collected at close or abort
+      parts.push(part);
+    };
+    const abortUpload = async () => {
+      await Promise.allSettled(parts);
+      const id = await uploadId?.catch(() => null);
+      if (!id) return;
+      await this.retrying(`abort multipart ${key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: full, UploadId: id }))).catch((err: unknown) =>
+        this.log(`s3: could not abort multipart upload ${id} of ${key}: ${nameOf(err)}; a lifecycle rule for incomplete uploads will have to remove its parts`),
+      );
+    };
+    const slot = async () => {
+      while (uploading >= this.streamParts && failure === undefined) await new Promise<void>((wake) => waiting.push(wake));
+    };
+    const usable = () => {
+      if (state !== 'open') throw new StreamClosedError(this.url, key, state);
+      if (failure !== undefined) throw this.fail(failure, 'put', key);
+    };
+
+    return {
+      write: async (chunk) => {
+        usable();
+        for (let at = 0; at < chunk.length; ) {
+          if (buf && filled === buf.length) {
+            await slot();
+            usable();
+            uploadPart(buf, buf);
+            buf = null;
+          }
+          if (!buf) {
+            buf = spare.pop() ?? new Uint8Array(this.partSize);
+            filled = 0;
+          }
+          const n = Math.min(buf.length - filled, chunk.length - at);
+          buf.set(chunk.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          size += n;
+        }
+      },
+      close: async () => {
+        if (state !== 'open') usable();
+        state = 'closed';
+        const last = buf ? buf.subarray(0, filled) : new Uint8Array(0);
+        try {
+          if (failure !== undefined) throw failure;
+          if (!uploadId) {
+            await this.retrying(`put ${key}`, () => {
+              this.stats.bytesOut += last.length;
+              return this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: full, Body: last }));
+            });
+            return;
+          }
+          if (last.length > 0) {
+            await slot();
+            if (failure !== undefined) throw failure;
+            uploadPart(last, buf!);
+          }
+          const settled = await Promise.allSettled(parts);
+          if (failure !== undefined) throw failure;
+          const done = settled.map((r) => (r as PromiseFulfilledResult<Part>).value);
+          const id = await uploadId;
+          let tries = 0;
+          try {
+            await this.retrying(`complete multipart ${key}`, () => {
+              tries++;
+              return this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: full, UploadId: id, MultipartUpload: { Parts: done } }));
+            });
+          } catch (err) {
+            // a retried Complete whose first try landed finds the upload gone: the object is there
+            if (!(tries > 1 && nameOf(err) === 'NoSuchUpload' && (await this.head(key))?.size === size)) throw err;
+          }
+        } catch (err) {
+          failure ??= err;
+          await abortUpload();
+          throw this.fail(err, 'put', key);
+        } finally {
+          buf = null;
+          spare.length = 0;
+        }
+      },
+      abort: async () => {
+        if (state !== 'open') return;
+        state = 'aborted';
+        failure ??= abandoned;
+        for (const wake of waiting.splice(0)) wake();
+        buf = null;
+        await abortUpload();
+      },
+    };
   }
 
   // ---- createExclusive -----------------------------------------------------------------------

@@ -182,6 +182,55 @@ describe.each(backends)('$name', (backend) => {
     if (backend.s3) expect(store.stats.requests - r0.requests).toBe(3);
   });
 
+  it('putStream: 17 MiB in uneven chunks from one reused buffer round-trips exactly, invisible until close', async () => {
+    const body = pattern(17 * MiB + 5, 41);
+    const sink = store.putStream!('stream/big.bin');
+    const before = { ...store.stats };
+    const buf = new Uint8Array(3 * MiB);
+    let writes = 0;
+    for (let at = 0; at < body.length; writes++) {
+      const n = Math.min(body.length - at, (1 + (writes % 3)) * MiB - 7);
+      buf.set(body.subarray(at, at + n));
+      await sink.write(buf.subarray(0, n));
+      buf.fill(0xcd); // the sink must have copied what it keeps
+      at += n;
+    }
+    expect(await backend.open().head('stream/big.bin')).toBeNull();
+    await sink.close();
+    expect(store.stats.bytesOut - before.bytesOut).toBe(body.length);
+    if (backend.s3) expect(store.stats.requests - before.requests).toBe(6); // create + 4 parts + complete
+    expect(await store.head('stream/big.bin')).toMatchObject({ size: body.length });
+    expect(sha(await store.get('stream/big.bin'))).toBe(sha(body));
+  });
+
+  it('putStream: an object within one part, exactly one part, and an empty one are stored whole', async () => {
+    const part = backend.s3 ? 5 * MiB : 1000;
+    for (const [key, body] of [['stream/small.bin', pattern(1000, 3)], ['stream/one-part.bin', pattern(part, 4)], ['stream/empty.bin', new Uint8Array(0)]] as const) {
+      const sink = store.putStream!(key);
+      const before = { ...store.stats };
+      for (let at = 0; at < body.length; at += 700_000) await sink.write(body.subarray(at, at + 700_000));
+      await sink.close();
+      if (backend.s3) expect(store.stats.requests - before.requests, key).toBe(1); // a single PUT
+      expect(same(await store.get(key), body), key).toBe(true);
+    }
+  });
+
+  it('putStream: abort leaves no new object (an older one at the key stays) and the stream refuses further use', async () => {
+    await store.put('stream/kept.bin', pattern(100, 6));
+    const sink = store.putStream!('stream/kept.bin');
+    await sink.write(pattern(12 * MiB, 7));
+    await sink.abort();
+    await sink.abort(); // idempotent
+    expect(same(await store.get('stream/kept.bin'), pattern(100, 6))).toBe(true);
+    const fresh = store.putStream!('stream/never.bin');
+    await fresh.write(pattern(6 * MiB, 8));
+    await fresh.abort();
+    expect(await store.head('stream/never.bin')).toBeNull();
+    expect((await store.list('stream/')).filter((k) => k.startsWith('stream/kept') || k.startsWith('stream/never'))).toEqual(['stream/kept.bin']);
+    await expect(fresh.write(bytes('x'))).rejects.toMatchObject({ code: 'STORE_STREAM_CLOSED' });
+    await expect(fresh.close()).rejects.toMatchObject({ code: 'STORE_STREAM_CLOSED' });
+  });
+
   it('get returns fresh bytes after the object is overwritten behind our back', async () => {
     const reader = backend.open();
     const writer = backend.open();
@@ -236,6 +285,21 @@ describe('FsStore specifics', () => {
     expect(await store.list('crash/')).toEqual([]);
     await expect(store.get('crash/.lisa-tmp-0123456789abcdef')).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
     expect(await store.createExclusive('crash/00000000.json', bytes('{}'))).toBe('created');
+  });
+
+  it('putStream writes a temp file beside the key, renames it at close and removes it on abort', async () => {
+    const store = new FsStore(dir);
+    const sink = store.putStream('ps/a/obj.bin');
+    await sink.write(pattern(100, 1));
+    const during = await readdir(join(dir, 'ps/a'));
+    expect(during).toHaveLength(1);
+    expect(during[0]).toMatch(/^\.lisa-tmp-[0-9a-f]{16}$/);
+    await sink.close();
+    expect(await readdir(join(dir, 'ps/a'))).toEqual(['obj.bin']);
+    const dropped = store.putStream('ps/a/other.bin');
+    await dropped.write(pattern(100, 2));
+    await dropped.abort();
+    expect(await readdir(join(dir, 'ps/a'))).toEqual(['obj.bin']);
   });
 
   it('a key naming a directory is not an object', async () => {

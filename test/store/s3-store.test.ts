@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { ListMultipartUploadsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStoreUrl, openStore } from '../../core/store/open.ts';
-import { type RetryOptions, S3Store, s3ClientConfig } from '../../core/store/s3-store.ts';
+import { type RetryOptions, S3Store, s3ClientConfig, type S3StoreOptions } from '../../core/store/s3-store.ts';
 import { s3TestUrl } from './s3-env.ts';
 
 const MiB = 1024 * 1024;
@@ -31,14 +31,14 @@ describe.runIf(url)('S3Store against a real S3 server, with injected faults', ()
   const logs: string[] = [];
 
   /** an S3Store whose requests go through `hook`; `sent` records every command name */
-  function faulty(hook: Hook, retry: Partial<RetryOptions> = { baseMs: 1, capMs: 5 }) {
+  function faulty(hook: Hook, retry: Partial<RetryOptions> = { baseMs: 1, capMs: 5 }, opts: Partial<S3StoreOptions> = {}) {
     const client = new S3Client(s3ClientConfig(process.env));
     const sent: string[] = [];
     client.send = ((cmd: Command) => {
       sent.push(cmd.constructor.name);
       return hook(cmd, sendReal);
     }) as S3Client['send'];
-    const store = new S3Store({ client, bucket, prefix, partSize: 5 * MiB, retry, log: (m) => logs.push(m) });
+    const store = new S3Store({ client, bucket, prefix, partSize: 5 * MiB, retry, log: (m) => logs.push(m), ...opts });
     return { store, sent };
   }
   const isConditionalPut = (cmd: Command) => cmd.constructor.name === 'PutObjectCommand' && cmd.input.IfNoneMatch === '*';
@@ -168,6 +168,122 @@ describe.runIf(url)('S3Store against a real S3 server, with injected faults', ()
     expect(await plain.head('mp/failed.bin')).toBeNull();
     const uploads = await real.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}mp/` }));
     expect(uploads.Uploads ?? []).toEqual([]);
+  });
+
+  const pendingUploads = async (under: string) =>
+    (await real.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}${under}` }))).Uploads ?? [];
+  const pass: Hook = (cmd, send) => send(cmd);
+  const partSizes = (cmds: Command[]) => cmds.filter((c) => c.constructor.name === 'UploadPartCommand').map((c) => (c.input.Body as Uint8Array).length);
+
+  it('putStream of 17 MiB: one multipart upload of 4 parts (5, 5, 5, 2 MiB), completed with all 4', async () => {
+    const seen: Command[] = [];
+    const { store, sent } = faulty(async (cmd, send) => (seen.push(cmd), send(cmd)));
+    const body = new Uint8Array(17 * MiB).map((_, i) => (i * 7 + (i >>> 20)) & 255);
+    const sink = store.putStream('ps/17.bin');
+    for (let at = 0; at < body.length; at += 3 * MiB) await sink.write(body.subarray(at, at + 3 * MiB));
+    await sink.close();
+    expect(sent[0]).toBe('CreateMultipartUploadCommand');
+    expect(sent.at(-1)).toBe('CompleteMultipartUploadCommand');
+    expect(partSizes(seen)).toEqual([5 * MiB, 5 * MiB, 5 * MiB, 2 * MiB]);
+    const complete = seen.at(-1)!.input.MultipartUpload as { Parts: { PartNumber: number }[] };
+    expect(complete.Parts.map((p) => p.PartNumber)).toEqual([1, 2, 3, 4]);
+    expect(Buffer.compare(Buffer.from(await plain.get('ps/17.bin')), Buffer.from(body))).toBe(0);
+  });
+
+  it('putStream of up to one part is a single PUT', async () => {
+    const { store, sent } = faulty(pass);
+    const sink = store.putStream('ps/one.bin');
+    await sink.write(new Uint8Array(5 * MiB).fill(9));
+    await sink.close();
+    expect(sent).toEqual(['PutObjectCommand']);
+    expect(await plain.head('ps/one.bin')).toMatchObject({ size: 5 * MiB });
+  });
+
+  it('putStream aborted mid-upload: no object and no pending multipart upload', async () => {
+    let uploaded = 0;
+    let twoUploaded = () => undefined as void;
+    const both = new Promise<void>((r) => (twoUploaded = r));
+    const { store, sent } = faulty(async (cmd, send) => {
+      const res = await send(cmd);
+      if (cmd.constructor.name === 'UploadPartCommand' && ++uploaded === 2) twoUploaded();
+      return res;
+    });
+    const sink = store.putStream('ps/aborted.bin');
+    for (let i = 0; i < 12; i++) await sink.write(new Uint8Array(MiB).fill(i));
+    await both; // two parts stored at the server, a third buffer half full
+    await sink.abort();
+    expect(sent[0]).toBe('CreateMultipartUploadCommand');
+    expect(sent.filter((n) => n === 'UploadPartCommand')).toHaveLength(2);
+    expect(sent.at(-1)).toBe('AbortMultipartUploadCommand');
+    expect(await plain.head('ps/aborted.bin')).toBeNull();
+    expect(await pendingUploads('ps/aborted')).toEqual([]);
+  });
+
+  it('putStream whose part fails for good fails the stream and aborts the upload', async () => {
+    const { store, sent } = faulty(async (cmd, send) => {
+      if (cmd.constructor.name === 'UploadPartCommand' && cmd.input.PartNumber === 2) throw awsError('InvalidArgument', 400);
+      return send(cmd);
+    });
+    const sink = store.putStream('ps/failed.bin');
+    let failedAt = -1;
+    for (let i = 0; i < 40 && failedAt < 0; i++) {
+      await sink.write(new Uint8Array(MiB)).catch((err: { code?: string }) => {
+        expect(err).toMatchObject({ code: 'STORE_REQUEST_FAILED', details: { op: 'put', status: 400 } });
+        failedAt = i;
+      });
+    }
+    expect(failedAt).toBeGreaterThan(10); // part 2 goes out when the 11th MiB arrives
+    await expect(sink.close()).rejects.toMatchObject({ code: 'STORE_REQUEST_FAILED' });
+    expect(sent).not.toContain('CompleteMultipartUploadCommand');
+    expect(sent.at(-1)).toBe('AbortMultipartUploadCommand');
+    expect(await plain.head('ps/failed.bin')).toBeNull();
+    expect(await pendingUploads('ps/failed')).toEqual([]);
+  });
+
+  it('putStream memory is bounded: at most streamParts parts uploading, write() waits, streamParts + 1 buffers reused', async () => {
+    const gates: Array<() => void> = [];
+    let uploading = 0;
+    let most = 0;
+    const bodies = new Set<ArrayBufferLike>();
+    let hold = true;
+    const { store } = faulty(
+      async (cmd, send) => {
+        if (cmd.constructor.name !== 'UploadPartCommand') return send(cmd);
+        bodies.add((cmd.input.Body as Uint8Array).buffer);
+        most = Math.max(most, ++uploading);
+        if (hold) await new Promise<void>((open) => gates.push(open));
+        try {
+          return await send(cmd);
+        } finally {
+          uploading--;
+        }
+      },
+      undefined,
+      { streamParts: 2, concurrency: 8 },
+    );
+    const sink = store.putStream('ps/bounded.bin');
+    let accepted = 0;
+    let stalled: Promise<void> | null = null;
+    for (let i = 0; i < 64; i++) {
+      const w = sink.write(new Uint8Array(MiB).fill(i));
+      const settled = await Promise.race([w.then(() => true), new Promise((r) => setTimeout(() => r(false), 200))]);
+      if (!settled) {
+        stalled = w;
+        break;
+      }
+      accepted += MiB;
+    }
+    // two parts uploading and a third buffer full: the byte after 15 MiB has nowhere to go
+    expect(accepted).toBe(15 * MiB);
+    expect(gates).toHaveLength(2);
+    hold = false;
+    for (const open of gates.splice(0)) open();
+    await stalled;
+    for (let i = 16; i < 64; i++) await sink.write(new Uint8Array(MiB).fill(i));
+    await sink.close();
+    expect(most).toBe(2);
+    expect(bodies.size).toBe(3);
+    expect(await plain.head('ps/bounded.bin')).toMatchObject({ size: 64 * MiB });
   });
 
   it('a retried CompleteMultipartUpload whose first try landed still succeeds', async () => {
