@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
-import { fileSink, type ByteSink } from '../tensors/source.ts';
+import { fileSink } from '../tensors/source.ts';
+import type { AbortableSink } from '../tensors/safetensors.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 
 export class OutputExistsError extends LisaError {
@@ -26,8 +27,8 @@ export class OutputExistsError extends LisaError {
 export interface Destination {
   /** the target as the user named it (absolute path or store URL) */
   readonly url: string;
-  /** streams one file; its close() makes the bytes durable */
-  sink(name: string): ByteSink;
+  /** streams one file; its close() makes the bytes durable, its abort() (where there is one) discards them */
+  sink(name: string): AbortableSink;
   put(name: string, bytes: Uint8Array): Promise<void>;
   /** makes everything written visible under the target */
   commit(): Promise<void>;
@@ -80,25 +81,13 @@ export async function dirDestination(path: string): Promise<Destination> {
   };
 }
 
-/**
- * Optional capability of an ObjectStore: a streaming upload of one object (S3 multipart), so a
- * file larger than memory never has to be held whole. Stores without it get one put() per file.
- */
-export interface StreamingPut {
-  putStream(key: string): ByteSink;
-}
-
-function hasPutStream(store: ObjectStore): store is ObjectStore & StreamingPut {
-  return typeof (store as Partial<StreamingPut>).putStream === 'function';
-}
-
 /** Streams when the store can; otherwise collects the file and stores it at close (memory: one file). */
-export function storeSink(store: ObjectStore, key: string): ByteSink {
-  return hasPutStream(store) ? store.putStream(key) : bufferedSink(store, key);
+export function storeSink(store: ObjectStore, key: string): AbortableSink {
+  return store.putStream ? store.putStream(key) : bufferedSink(store, key);
 }
 
 /** Chunks are copied: ByteSink lets writers reuse them once write() resolves. */
-function bufferedSink(store: ObjectStore, key: string): ByteSink {
+function bufferedSink(store: ObjectStore, key: string): AbortableSink {
   const chunks: Uint8Array[] = [];
   let size = 0;
   return {
@@ -114,6 +103,9 @@ function bufferedSink(store: ObjectStore, key: string): ByteSink {
         at += c.byteLength;
       }
       await store.put(key, body);
+    },
+    async abort() {
+      chunks.length = 0;
     },
   };
 }

@@ -16,8 +16,8 @@ import { headManifest, readManifest, type ChunkManifest } from '../store/manifes
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
 import { BaseChangedError } from '../train/resources.ts';
-import { readHeader, readTensorF32, writeSafetensors, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
-import { fileSink, fileSource, type ByteSink, type ByteSource } from '../tensors/source.ts';
+import { readHeader, readTensorF32, writeSafetensors, type AbortableSink, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
+import { fileSink, fileSource, type ByteSource } from '../tensors/source.ts';
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
@@ -178,7 +178,7 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
 }
 
 /** One file at `out`, appearing whole: temp name then rename locally, a single object in a store. */
-async function singleFileOutput(out: string, openStore?: (url: string) => ObjectStore): Promise<{ url: string; sink: ByteSink; commit(): Promise<void>; abort(): Promise<void> }> {
+async function singleFileOutput(out: string, openStore?: (url: string) => ObjectStore): Promise<{ url: string; sink: AbortableSink; commit(): Promise<void>; abort(): Promise<void> }> {
   if (out.startsWith('s3://')) {
     const slash = out.lastIndexOf('/');
     if (slash <= 's3://'.length) throw new ExportArgumentError('EXPORT_BAD_OUTPUT', `delta output ${out}: expected s3://bucket/key`, { out });

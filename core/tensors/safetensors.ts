@@ -225,6 +225,9 @@ export interface OutputHash {
   digest(): string | Promise<string>;
 }
 
+/** A sink that can also discard what it was given (an object store upload), instead of keeping it at close(). */
+export type AbortableSink = ByteSink & { abort?(): Promise<void> };
+
 export interface WriteSafetensorsOptions {
   /** sha256 of the output (hex); default: node:crypto on this thread. A hashing thread frees the writer for converting. */
   hash?: OutputHash;
@@ -234,8 +237,9 @@ export interface WriteSafetensorsOptions {
 const CONVERT_PIECE = 2 << 20;
 
 /**
- * Streams a safetensors file to `sink`, tensors contiguous in the given order, and closes the sink
- * (also on failure, when the partial output is to be discarded). Everything that can be checked
+ * Streams a safetensors file to `sink`, tensors contiguous in the given order, and closes the sink.
+ * On failure the sink is aborted when it can be (an upload then leaves no object), otherwise
+ * closed, and the partial output is the caller's to discard. Everything that can be checked
  * before writing is checked first; lazy data is checked when it arrives.
  *
  * One chunk is written and hashed while the next is produced (lazy data loaded, F16/BF16
@@ -243,7 +247,7 @@ const CONVERT_PIECE = 2 << 20;
  * only after the sink and the hash are done with it.
  */
 export async function writeSafetensors(
-  sink: ByteSink,
+  sink: AbortableSink,
   tensors: TensorEntry[],
   metadata?: Record<string, string>,
   opts: WriteSafetensorsOptions = {},
@@ -306,9 +310,9 @@ export async function writeSafetensors(
     }
     await inflight;
   } catch (err) {
-    // The write already failed; a close error on the abandoned sink would only hide why.
+    // The write already failed; an error from the abandoned sink would only hide why.
     await inflight.catch(() => undefined);
-    await sink.close().catch(() => undefined);
+    await (sink.abort ? sink.abort() : sink.close()).catch(() => undefined);
     throw err;
   }
   await sink.close();

@@ -274,6 +274,14 @@ describe('writer', () => {
     }
   });
 
+  it('on failure aborts a sink that can abort, instead of closing it (an upload then leaves no object)', async () => {
+    const log: string[] = [];
+    const sink = { write: async () => void log.push('write'), close: async () => void log.push('close'), abort: async () => void log.push('abort') };
+    const fail = new Error('source gone');
+    await expect(writeSafetensors(sink, [{ name: 'w', dtype: 'F32', shape: [1], data: async () => Promise.reject(fail) }])).rejects.toBe(fail);
+    expect(log).toEqual(['write', 'abort']);
+  });
+
   it('checks lazy data when it arrives and closes the sink', async () => {
     const log: string[] = [];
     const sink: ByteSink = { write: async () => void log.push('write'), close: async () => void log.push('close') };
