@@ -3,14 +3,22 @@
  * that trained embed, two middle blocks and head (written straight into a directory store).
  *
  *   npx tsx bench/export.ts [--reps 3]
+ *   bash infra/local-s3/with-s3.sh npx tsx bench/export.ts      adds S3 destination rows
  *
  * Reports, per export kind: MB/s of the export next to a raw write of the same number of bytes
- * to the same destination (fileSink, fsync at close, like the export) and a plain copy of the base
- * file (read + write, no checks), and the peak rss and
- * arrayBuffers sampled every 10 ms during the export, against the model's size. Goals: export
- * ≥ 70% of raw write; peak rss ≤ 1.2 × model size. Prints a table and writes
- * bench/results/export.json. The synthetic base is built once and cached in the temp directory;
- * it and every measurement run in child processes, so one's memory never counts for another.
+ * to the same destination (fileSink with fsync at close, like the export; S3: putStream) and a
+ * plain copy of the base file (read + write, no checks), and the peak rss and arrayBuffers
+ * sampled every 10 ms during the exports, against the model's size. Directory exports run twice
+ * per rep: "uncached" hashes every byte it reads, as the first export of a base in a process
+ * does (the CLI); "cached" finds the base's and the unit objects' sha256s in the process's
+ * FileDigestCache, as a long-lived process (the HTTP function) exporting the same base again
+ * does. One unmeasured export first warms the JIT. With LISA_TEST_S3 set (an s3:// prefix and the
+ * AWS_* endpoint env), rows "s3" (streamed multipart upload) and "s3-buffered" (the store's
+ * putStream hidden, so each file is collected in memory and put whole, as before putStream) show
+ * what streaming does to peak memory. Goals: export >= 70% of raw write; peak rss <= 1.2 x model
+ * size. Prints a table and writes bench/results/export.json. The synthetic base is built once and
+ * cached in the temp directory; it and every measurement run in child processes, so one's memory
+ * never counts for another.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -19,11 +27,13 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportRun, type ExportDtype } from '../core/merge/index.ts';
+import { fileDigests } from '../core/merge/hashing.ts';
 import type { ModelSpec } from '../core/models/config.ts';
 import { randomWeights } from '../core/models/model.ts';
 import { saveModelDir } from '../core/models/load.ts';
 import { tensorShapes, unitOf } from '../core/models/units.ts';
 import { FsStore } from '../core/store/fs-store.ts';
+import type { ObjectStore } from '../core/store/object-store.ts';
 import { commitManifest, sha256Hex, type ChunkManifest, type UnitRef } from '../core/store/manifest.ts';
 import { parseRunConfig, putRunSpec } from '../core/store/run-spec.ts';
 import { encodeUnitObject } from '../core/store/unit-object.ts';
@@ -114,11 +124,11 @@ async function sampled<T>(fn: () => Promise<T>): Promise<{ value: T; peak: Peak 
   }
 }
 
-async function rawWrite(path: string, bytes: number): Promise<number> {
-  const chunk = new Uint8Array(16 << 20).fill(7);
+const RAW_CHUNK = new Uint8Array(16 << 20).fill(7);
+
+async function rawWrite(sink: { write(c: Uint8Array): Promise<void>; close(): Promise<void> }, bytes: number): Promise<number> {
   const t0 = performance.now();
-  const sink = fileSink(path);
-  for (let left = bytes; left > 0; left -= chunk.length) await sink.write(left >= chunk.length ? chunk : chunk.subarray(0, left));
+  for (let left = bytes; left > 0; left -= RAW_CHUNK.length) await sink.write(left >= RAW_CHUNK.length ? RAW_CHUNK : RAW_CHUNK.subarray(0, left));
   await sink.close();
   return (performance.now() - t0) / 1000;
 }
@@ -137,9 +147,15 @@ async function rawCopy(from: string, to: string): Promise<{ seconds: number; byt
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b: number) => b / 1e6;
 
+type Target = 'dir' | 's3' | 's3-buffered';
+
 interface Measured {
   dtype: ExportDtype;
+  target: Target;
   bytes: number;
+  /** every byte read hashed (digest cache cleared); directory only */
+  uncachedSeconds: number[];
+  /** base and unit-object digests from the process's cache */
   exportSeconds: number[];
   rawSeconds: number[];
   copyMBps: number[];
@@ -147,26 +163,66 @@ interface Measured {
   peak: Peak;
 }
 
-/** Child process: `reps` exports (memory sampled), each followed by a raw write of as many bytes. */
-async function measure(dtype: ExportDtype, reps: number): Promise<Measured> {
+/** The same store without putStream: exports then collect each file and put() it whole. */
+function withoutStreaming(store: ObjectStore): ObjectStore {
+  return {
+    url: store.url,
+    stats: store.stats,
+    get: (k, r) => store.get(k, r),
+    put: (k, b) => store.put(k, b),
+    createExclusive: (k, b) => store.createExclusive(k, b),
+    head: (k) => store.head(k),
+    list: (p) => store.list(p),
+    delete: (k) => store.delete(k),
+  };
+}
+
+/** Child process: a warm-up export, then `reps` of (uncached export, cached export, raw write, copy). */
+async function measure(dtype: ExportDtype, target: Target, reps: number): Promise<Measured> {
   const store = new FsStore(join(cacheDir, 'store'));
   const outRoot = join(cacheDir, 'out');
   await rm(outRoot, { recursive: true, force: true });
   await mkdir(outRoot);
-  const m: Measured = { dtype, bytes: 0, exportSeconds: [], rawSeconds: [], copyMBps: [], rssBefore: process.memoryUsage().rss, peak: { rss: 0, arrayBuffers: 0 } };
-  for (let i = 0; i < reps; i++) {
-    const out = join(outRoot, `export-${i}`);
-    const r = await sampled(() => exportRun({ store, runId: RUN, out, dtype }));
-    m.exportSeconds.push(r.value.seconds);
+  const s3Root = target === 'dir' ? '' : `${process.env.LISA_TEST_S3!.replace(/\/+$/, '')}/bench-export-${process.pid}`;
+  // Imported for S3 rows only: the S3 client's modules would add tens of MB to the directory rows' rss.
+  const { openStore } = target === 'dir' ? { openStore: null } : await import('../core/store/open.ts');
+  const s3 = (u: string) => openStore!(u, { env: process.env });
+  const open = (u: string) => (target === 's3-buffered' ? withoutStreaming(s3(u)) : s3(u));
+  let n = 0;
+  const exportOnce = async () => {
+    const name = `export-${n++}`;
+    const out = target === 'dir' ? join(outRoot, name) : `${s3Root}/${name}`;
+    const r = await sampled(() => exportRun({ store, runId: RUN, out, dtype, openStore: open }));
     m.bytes = r.value.bytes;
     m.peak = { rss: Math.max(m.peak.rss, r.peak.rss), arrayBuffers: Math.max(m.peak.arrayBuffers, r.peak.arrayBuffers) };
-    await rm(out, { recursive: true, force: true });
-    const raw = join(outRoot, `raw-${i}`);
-    m.rawSeconds.push(await rawWrite(raw, m.bytes));
-    await rm(raw, { force: true });
-    const copy = await rawCopy(join(cacheDir, 'base', 'model.safetensors'), raw);
-    m.copyMBps.push(mb(copy.bytes) / copy.seconds);
-    await rm(raw, { force: true });
+    if (target === 'dir') {
+      await rm(out, { recursive: true, force: true });
+    } else {
+      const s = s3(out);
+      for (const key of await s.list('')) await s.delete(key);
+    }
+    return r.value.seconds;
+  };
+  const m: Measured = { dtype, target, bytes: 0, uncachedSeconds: [], exportSeconds: [], rawSeconds: [], copyMBps: [], rssBefore: process.memoryUsage().rss, peak: { rss: 0, arrayBuffers: 0 } };
+  await exportOnce();
+  for (let i = 0; i < reps; i++) {
+    if (target === 'dir') {
+      fileDigests.clear();
+      m.uncachedSeconds.push(await exportOnce());
+    }
+    m.exportSeconds.push(await exportOnce());
+    if (target === 'dir') {
+      const raw = join(outRoot, `raw-${i}`);
+      m.rawSeconds.push(await rawWrite(fileSink(raw), m.bytes));
+      await rm(raw, { force: true });
+      const copy = await rawCopy(join(cacheDir, 'base', 'model.safetensors'), raw);
+      m.copyMBps.push(mb(copy.bytes) / copy.seconds);
+      await rm(raw, { force: true });
+    } else {
+      const root = s3(s3Root);
+      m.rawSeconds.push(await rawWrite(root.putStream!(`raw-${i}`), m.bytes));
+      await root.delete(`raw-${i}`);
+    }
   }
   await rm(outRoot, { recursive: true, force: true });
   return m;
@@ -182,7 +238,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--setup') return setup(cacheDir);
   if (args[0] === '--measure') {
-    process.stdout.write(JSON.stringify(await measure(args[1] as ExportDtype, Number(args[2]))));
+    process.stdout.write(JSON.stringify(await measure(args[1] as ExportDtype, args[2] as Target, Number(args[3]))));
     return;
   }
   const reps = Number(args[args.indexOf('--reps') + 1]) || 3;
@@ -194,18 +250,25 @@ async function main(): Promise<void> {
     child(['--setup']);
   }
   const touchedParams = [...tensorShapes(SPEC)].filter(([n]) => TOUCHED.includes(unitOf(SPEC, n))).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
-  const rows = (['base', 'bf16'] as ExportDtype[]).map((dtype) => {
-    const m = JSON.parse(child(['--measure', dtype, String(reps)])) as Measured;
+  const configs: [ExportDtype, Target][] = [['base', 'dir'], ['bf16', 'dir']];
+  if (process.env.LISA_TEST_S3) configs.push(['base', 's3'], ['base', 's3-buffered'], ['bf16', 's3']);
+  const rows = configs.map(([dtype, target]) => {
+    const m = JSON.parse(child(['--measure', dtype, target, String(reps)])) as Measured;
     const exportMBps = mb(m.bytes) / median(m.exportSeconds);
     const rawMBps = mb(m.bytes) / median(m.rawSeconds);
+    const uncachedMBps = m.uncachedSeconds.length ? mb(m.bytes) / median(m.uncachedSeconds) : null;
     return {
       dtype,
+      target,
       outputBytes: m.bytes,
+      uncachedExportSeconds: m.uncachedSeconds,
       exportSeconds: m.exportSeconds,
       rawWriteSeconds: m.rawSeconds,
+      uncachedExportMBps: uncachedMBps,
       exportMBps,
       rawWriteMBps: rawMBps,
-      baseCopyMBps: median(m.copyMBps),
+      baseCopyMBps: m.copyMBps.length ? median(m.copyMBps) : null,
+      uncachedThroughputRatio: uncachedMBps === null ? null : uncachedMBps / rawMBps,
       throughputRatio: exportMBps / rawMBps,
       rssBeforeBytes: m.rssBefore,
       peakRssBytes: m.peak.rss,
@@ -215,14 +278,19 @@ async function main(): Promise<void> {
     };
   });
 
-  const header = ['dtype', 'output MB', 'export MB/s', 'raw write MB/s', 'ratio', 'base copy MB/s', 'rss before MB', 'peak rss MB', 'peak arrayBuffers MB', 'peak rss / model', 'growth / model'];
+  const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
+  const num = (x: number | null) => (x === null ? '-' : x.toFixed(0));
+  const header = ['dtype', 'target', 'output MB', 'raw write MB/s', 'uncached MB/s', 'ratio', 'cached MB/s', 'ratio', 'base copy MB/s', 'rss before MB', 'peak rss MB', 'peak arrayBuffers MB', 'peak rss / model', 'growth / model'];
   const table = rows.map((r) => [
     r.dtype,
+    r.target,
     mb(r.outputBytes).toFixed(0),
-    r.exportMBps.toFixed(0),
     r.rawWriteMBps.toFixed(0),
-    `${(r.throughputRatio * 100).toFixed(0)}%`,
-    r.baseCopyMBps.toFixed(0),
+    num(r.uncachedExportMBps),
+    pct(r.uncachedThroughputRatio),
+    r.exportMBps.toFixed(0),
+    pct(r.throughputRatio),
+    num(r.baseCopyMBps),
     mb(r.rssBeforeBytes).toFixed(0),
     mb(r.peakRssBytes).toFixed(0),
     mb(r.peakArrayBuffersBytes).toFixed(0),

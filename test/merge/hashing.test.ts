@@ -23,7 +23,7 @@ afterAll(async () => {
 });
 
 describe('workerHasher streams', () => {
-  it('hashes 17 MiB + 3 bytes (more than a thread\'s ring of 4 x 4 MiB slots) exactly, and is done with each chunk when update resolves', async () => {
+  it('hashes 17 MiB + 3 bytes (more than a thread\'s ring of 4 x 2 MiB slots) exactly, and is done with each chunk when update resolves', async () => {
     const body = pattern(17 * MiB + 3, 1);
     const expected = sha(body);
     const s = hasher.stream();
