@@ -117,27 +117,78 @@ export function fileSink(path: string): ByteSink {
 /**
  * Reads `ranges` of a source with up to `window` reads in flight, yielding them in order: the
  * caller hashes and decodes sequentially while the next ranges are already on the wire, which
- * is what makes loading from S3 bandwidth-bound instead of latency-bound.
+ * is what makes loading from S3 bandwidth-bound instead of latency-bound. A read starts as soon
+ * as any other finishes, not only when the oldest does (one slow request must not idle the rest
+ * of the window), with at most 2 x `window` ranges read ahead of the caller. A range with its
+ * own `src` is read from that source (several files through one window). Once `signal` is
+ * aborted (or the caller stops iterating) no further read starts.
  */
 export async function* readAhead(
   src: ByteSource,
-  ranges: ReadonlyArray<{ offset: number; length: number }>,
+  ranges: ReadonlyArray<{ offset: number; length: number; src?: ByteSource }>,
   window = 8,
+  signal?: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
-  const pending: Array<Promise<Uint8Array>> = [];
+  const reads: Array<Promise<Uint8Array> | undefined> = [];
   let next = 0;
+  let inFlight = 0;
+  let consumed = 0;
+  let stopped = false;
   const fill = () => {
-    while (next < ranges.length && pending.length < window) {
-      const p = src.read(ranges[next].offset, ranges[next].length);
-      p.catch(() => undefined); // observed when its turn comes; never an unhandled rejection
-      pending.push(p);
-      next++;
+    while (!stopped && !signal?.aborted && next < ranges.length && inFlight < window && next - consumed < 2 * window) {
+      const r = ranges[next];
+      const p = (r.src ?? src).read(r.offset, r.length);
+      inFlight++;
+      // observed when its turn comes; never an unhandled rejection
+      p.then(
+        () => undefined,
+        () => undefined,
+      ).then(() => {
+        inFlight--;
+        fill();
+      });
+      reads[next++] = p;
     }
   };
-  fill();
-  while (pending.length > 0) {
-    const bytes = await pending.shift()!;
-    fill();
-    yield bytes;
+  try {
+    for (; consumed < ranges.length; consumed++) {
+      fill();
+      const bytes = await (reads[consumed] as Promise<Uint8Array>);
+      reads[consumed] = undefined;
+      yield bytes;
+    }
+  } finally {
+    stopped = true;
   }
+}
+
+/**
+ * `src` with its first `bytes` bytes fetched by the first read that falls inside them and kept:
+ * a safetensors header (8-byte length, then the JSON) and small whole files (config.json) then
+ * cost one request instead of one per read, which on an object store is a round trip each. A
+ * later read that starts inside the kept bytes fetches only the rest.
+ */
+export function prefixCached(src: ByteSource, bytes = 64 * 1024): ByteSource {
+  let prefix: Promise<Uint8Array> | undefined;
+  return {
+    name: src.name,
+    size: () => src.size(),
+    async read(offset, length) {
+      if (offset + length > bytes) {
+        const head = prefix && (await prefix.catch(() => undefined));
+        if (!head || offset >= head.length) return src.read(offset, length);
+        const out = new Uint8Array(length);
+        out.set(head.subarray(offset));
+        out.set(await src.read(head.length, offset + length - head.length), head.length - offset);
+        return out;
+      }
+      if (!prefix) {
+        prefix = src.size().then((size) => src.read(0, Math.min(size, bytes)));
+        prefix.catch(() => (prefix = undefined)); // a failed fetch is tried again by the next read
+      }
+      const head = await prefix;
+      // past the end of a short file: the source itself says so
+      return offset + length <= head.length ? head.slice(offset, offset + length) : src.read(offset, length);
+    },
+  };
 }
