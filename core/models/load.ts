@@ -43,18 +43,81 @@ export async function loadBaseDir(dir: string): Promise<BaseModel> {
   return { ...(await loadBase(open, dir)), dir };
 }
 
+export interface LoadOptions {
+  /** reads in flight at once. Default 8 */
+  readWindow?: number;
+  /**
+   * Consecutive tensors are read together up to this many bytes (a bigger tensor is one read of
+   * its own), and the weights are views into that read: per-tensor reads leave an object store
+   * serving many small requests (norms are a few KB) at a fraction of its large-read throughput.
+   * Default 8 MiB, S3Store's part size.
+   */
+  readBytes?: number;
+  /**
+   * Computes the sha256s; default inline on this thread. core/merge/hashing.ts's workerHasher
+   * moves it to another thread: on 2 shared cores that gained an S3 load ~5% (noise-level),
+   * against a worker's start-up cost per process (bench/s3-base-load.ts).
+   */
+  hasher?: { stream(): { update(chunk: Uint8Array): Promise<void>; digest(): Promise<string> } };
+}
+
 /** loadBaseDir over any file opener (a directory, an object store prefix); `where` names it in errors. */
-export async function loadBase(open: ModelFileOpener, where: string, readWindow = 8): Promise<Omit<BaseModel, 'dir'>> {
-  const configSrc = await open('config.json');
+export async function loadBase(open: ModelFileOpener, where: string, opts: LoadOptions = {}): Promise<Omit<BaseModel, 'dir'>> {
+  const readWindow = opts.readWindow ?? 8;
+  const readBytes = opts.readBytes ?? 8 * 1024 * 1024;
+  // config.json and the safetensors headers are read concurrently: from an object store or the
+  // Hub each is a round trip, and the tensor reads can only start once the headers are in
+  const [configOpened, singleOpened] = await Promise.allSettled([open('config.json'), open(SAFETENSORS_FILE)]);
+  // config.json's failures first, as when the files were opened one after the other
+  if (configOpened.status === 'rejected') throw configOpened.reason;
+  const configSrc = configOpened.value;
   if (!configSrc) throw new ModelDirError('MODEL_FILE_MISSING', `${where}: no config.json; expected a Hugging Face model directory`, { where });
-  const spec = parseConfig(await readJson(configSrc), configSrc.name);
-  const single = await open(SAFETENSORS_FILE);
-  const shards: Array<{ file: string; src: ByteSource; names?: Set<string>; index?: string }> = single ? [{ file: SAFETENSORS_FILE, src: single }] : await openShards(open, where);
+  const specRead = readJson(configSrc).then((json) => parseConfig(json, configSrc.name));
+  if (singleOpened.status === 'rejected') {
+    await specRead;
+    throw singleOpened.reason;
+  }
+  const single = singleOpened.value;
+  const shardsRead = (async () => {
+    const shards: Array<{ file: string; src: ByteSource; names?: Set<string>; index?: string }> = single ? [{ file: SAFETENSORS_FILE, src: single }] : await openShards(open, where);
+    return shards.map((s) => ({ ...s, header: readHeader(s.src) }));
+  })();
+  // The tensor reads start as soon as the headers are in (config.json may still be on its way);
+  // the reads are cut at tensor boundaries, so they cannot depend on the config.
+  const stop = new AbortController();
+  const readsStarted = shardsRead.then(async (shards) => {
+    const headers = await Promise.all(shards.map((s) => s.header));
+    const groups = headers.map((h, i) => readGroups(h, readBytes).map((g) => ({ ...g, src: shards[i].src })));
+    const reads = readAhead(shards[0].src, groups.flat(), readWindow, stop.signal);
+    const first = reads.next();
+    first.catch(() => undefined);
+    return { groups, reads, first };
+  });
+  for (const p of [specRead, shardsRead, readsStarted]) p.catch(() => undefined); // awaited below, in order
+  try {
+    return await decodeBase(where, specRead, shardsRead, readsStarted, opts.hasher);
+  } finally {
+    // a failed load starts no more reads
+    stop.abort();
+  }
+}
+
+async function decodeBase(
+  where: string,
+  specRead: Promise<ModelSpec>,
+  shardsRead: Promise<Array<{ file: string; src: ByteSource; names?: Set<string>; index?: string; header: Promise<SafetensorsHeader> }>>,
+  readsStarted: Promise<{ groups: Array<Array<{ offset: number; length: number; tensors: TensorInfo[] }>>; reads: AsyncGenerator<Uint8Array>; first: Promise<IteratorResult<Uint8Array>> }>,
+  hasher: LoadOptions['hasher'],
+): Promise<Omit<BaseModel, 'dir'>> {
+  // the config's errors come first, then each shard's in shard order, as if read one by one
+  const spec = await specRead;
+  const shards = await shardsRead;
+  for (const s of shards) s.header.catch(() => undefined);
   const expected = tensorShapes(spec);
   const found = new Map<string, { info: TensorInfo; src: ByteSource }>();
   const perShard: Array<{ file: string; src: ByteSource; header: SafetensorsHeader; infos: TensorInfo[] }> = [];
-  for (const { file, src, names, index } of shards) {
-    const header = await readHeader(src);
+  for (const { file, src, names, index, header: headerRead } of shards) {
+    const header = await headerRead;
     const infos: TensorInfo[] = [];
     for (const info of header.tensors.values()) {
       if (names && !names.has(info.name)) {
@@ -74,23 +137,33 @@ export async function loadBase(open: ModelFileOpener, where: string, readWindow 
   }
   checkTensors(spec, expected, new Map([...found].map(([n, { info, src }]) => [n, { shape: info.shape, file: src.name }])), where);
 
+  // One pass over all files, in reads of whole consecutive tensors with `readWindow` in flight
+  // (across shard boundaries, so the window never drains between shards): the header region, then
+  // the tensors in file order; the safetensors reader has already checked that they cover each file
+  // without holes, so this hashes every byte.
   const weights = new Map<string, Float32Array>();
   const digests: Array<{ file: string; sha256: string }> = [];
-  for (const { file, src, header, infos } of perShard) {
-    // One pass per file: the header region, then the tensors in file order; the safetensors reader
-    // has already checked that they cover the file without holes, so this hashes every byte.
-    const hash = createHash('sha256').update(await src.read(0, header.dataStart));
-    const kept = new Set(infos.map((i) => i.name));
-    const ordered = [...header.tensors.values()].sort((a, b) => a.begin - b.begin);
-    const reads = readAhead(src, ordered.map((i) => ({ offset: i.begin, length: i.end - i.begin })), readWindow);
-    for (const info of ordered) {
-      const bytes = (await reads.next()).value as Uint8Array;
-      hash.update(bytes);
-      if (!kept.has(info.name)) continue;
-      if (!isFloatDtype(info.dtype)) throw new SafetensorsError('SAFETENSORS_NOT_FLOAT', src.name, info.name, `dtype ${info.dtype} is not a float type; model weights must be F32, F16 or BF16`);
-      weights.set(canonicalName(spec, info.name) as string, decodeFloats(bytes, info.dtype));
+  const { groups, reads, first } = await readsStarted;
+  let next: Promise<IteratorResult<Uint8Array>> | undefined = first;
+  for (const [i, { file, src, infos }] of perShard.entries()) {
+    const hash = hasher?.stream() ?? inlineHash();
+    const kept = new Set(infos.map((info) => info.name));
+    for (const group of groups[i]) {
+      const bytes = (await (next ?? reads.next())).value as Uint8Array;
+      next = undefined;
+      await hash.update(bytes);
+      // F32 weights are views into the read, unless it also holds a tensor nobody keeps (GPT-2's
+      // attn.bias masks, 4 MiB a layer), which the views would keep in memory
+      const share = group.tensors.every((info) => kept.has(info.name));
+      for (const info of group.tensors) {
+        if (!kept.has(info.name)) continue;
+        if (!isFloatDtype(info.dtype)) throw new SafetensorsError('SAFETENSORS_NOT_FLOAT', src.name, info.name, `dtype ${info.dtype} is not a float type; model weights must be F32, F16 or BF16`);
+        const at = info.begin - group.offset;
+        const tensorBytes = share ? bytes.subarray(at, at + info.end - info.begin) : bytes.slice(at, at + info.end - info.begin);
+        weights.set(canonicalName(spec, info.name) as string, decodeFloats(tensorBytes, info.dtype));
+      }
     }
-    digests.push({ file, sha256: hash.digest('hex') });
+    digests.push({ file, sha256: await hash.digest() });
   }
   const sha256 =
     digests.length === 1 && digests[0].file === SAFETENSORS_FILE
@@ -99,6 +172,30 @@ export async function loadBase(open: ModelFileOpener, where: string, readWindow 
           .update(digests.sort((a, b) => (a.file < b.file ? -1 : 1)).map((d) => d.sha256).join(''))
           .digest('hex');
   return { spec, weights, sha256 };
+}
+
+function inlineHash(): { update(chunk: Uint8Array): Promise<void>; digest(): Promise<string> } {
+  const h = createHash('sha256');
+  return { update: async (chunk) => void h.update(chunk), digest: async () => h.digest('hex') };
+}
+
+/**
+ * The file cut into reads of whole consecutive tensors, up to `readBytes` each: the first read
+ * starts at byte 0 with the header, a tensor longer than `readBytes` is a read of its own.
+ */
+export function readGroups(header: SafetensorsHeader, readBytes: number): Array<{ offset: number; length: number; tensors: TensorInfo[] }> {
+  const groups = [{ offset: 0, length: header.dataStart, tensors: [] as TensorInfo[] }];
+  for (const info of [...header.tensors.values()].sort((a, b) => a.begin - b.begin)) {
+    const last = groups[groups.length - 1];
+    const length = info.end - info.begin;
+    if (last.length + length <= readBytes) {
+      last.tensors.push(info);
+      last.length += length;
+    } else {
+      groups.push({ offset: info.begin, length, tensors: [info] });
+    }
+  }
+  return groups;
 }
 
 /**

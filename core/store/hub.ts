@@ -4,16 +4,18 @@
  * redirected to), so safetensors stream tensor by tensor like S3 objects do; nothing downloads a
  * whole weight file at once.
  *
- * Requests the library makes, per file: `GET {endpoint}/{repo}/resolve/{rev}/{path}` with
+ * Per file, the library's fileDownloadInfo makes `GET {endpoint}/{repo}/resolve/{rev}/{path}` with
  * `Range: bytes=0-0` for the size (Content-Range), the ETag (X-Linked-ETag or ETag) and the final
  * URL after redirects (kept when it is on the hub's origin); 404 with `X-Error-Code: EntryNotFound`
- * means no such file. Then `GET <url>` with `Range: bytes=a-b` per read. The first answer's
- * X-Repo-Commit pins the revision to that commit for the rest of the repo's files, so a branch
- * moving while a base loads cannot mix two versions.
+ * means no such file. Reads are then `GET <url>` with `Range: bytes=a-b`, made here rather than
+ * through the library's WebBlob, which drops the Range header when a slice is the whole file and
+ * does not check that the answer is the range asked for. The first answer's X-Repo-Commit pins
+ * the revision to that commit for the rest of the repo's files, so a branch moving while a base
+ * loads cannot mix two versions.
  *
- * Xet-backed files are read through the resolve URL too (`xet: false`): the hub redirects ranged
- * GETs of them to its CAS bridge, which serves ranges, and that is one request per read instead of
- * the reconstruction-info round trips XetBlob makes for every slice.
+ * Xet-backed files are read through the resolve URL too: the hub redirects plain ranged GETs of
+ * them to its CAS bridge, which serves ranges, one request per read instead of the
+ * reconstruction-info round trips the library's XetBlob makes for every slice.
  */
 import PQueue from 'p-queue';
 import { LisaError } from '../errors.ts';
@@ -190,48 +192,59 @@ export function openHubRepo(refText: string, opts: HubOptions = {}): HubRepo {
   };
 
   const infos = new Map<string, Promise<Awaited<ReturnType<Hub['fileDownloadInfo']>>>>();
+  // The repo's first lookup goes alone: its answer names the commit the revision is at, and every
+  // later lookup asks for that commit, so the files of one load cannot come from two commits.
+  let firstLookup: Promise<unknown> | undefined;
+  const lookup = async (path: string, revision: string) =>
+    (await loadHub()).fileDownloadInfo({ repo: ref.repo, path, revision, hubUrl: endpoint, accessToken: token, fetch: fetchFor(path) });
   const downloadInfo = (path: string) => {
     let p = infos.get(path);
     if (!p) {
-      p = retrying(`looking up ${name(path)}`, async () => {
-        const hub = await loadHub();
-        const lookup = (revision: string) => hub.fileDownloadInfo({ repo: ref.repo, path, revision, hubUrl: endpoint, accessToken: token, fetch: fetchFor(path) });
-        const pinned = commit;
-        const info = await lookup(pinned ?? ref.revision);
-        // the first lookup names the commit; its URL still says the branch, so ask again at the
-        // commit for a URL the branch moving cannot change
-        return pinned === undefined && commit !== undefined && commit !== ref.revision && info ? lookup(commit) : info;
-      });
+      const what = `looking up ${name(path)}`;
+      if (!firstLookup) {
+        p = retrying(what, async () => {
+          const info = await lookup(path, ref.revision);
+          // its URL still names the branch: ask again at the commit for one the branch moving cannot change
+          return info && commit !== undefined && commit !== ref.revision ? lookup(path, commit) : info;
+        });
+        firstLookup = p.catch(() => undefined);
+      } else {
+        p = firstLookup.then(() => retrying(what, () => lookup(path, commit ?? ref.revision)));
+      }
       infos.set(path, p);
       p.catch(() => infos.delete(path));
     }
     return p;
   };
 
+  /** One ranged GET of the file's URL, its body streamed into `into`. */
+  const readPart = (path: string, url: string, offset: number, into: Uint8Array) =>
+    queue.add(() =>
+      retrying(`reading ${into.length} bytes at ${offset} of ${name(path)}`, async () => {
+        const res = await fetchFor(path)(url, { headers: { Range: `bytes=${offset}-${offset + into.length - 1}`, ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
+        const start = Number(/^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')?.[1]);
+        let n = 0;
+        try {
+          if (start !== offset) throw hubError('HUB_RANGE_IGNORED', `${name(path)}: asked for bytes from ${offset}, got Content-Range '${res.headers.get('content-range')}'`, { ref: ref.ref, path });
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            if (n + chunk.length > into.length) throw hubError('HUB_RANGE_IGNORED', `${name(path)}: asked for ${into.length} bytes at offset ${offset}, got more`, { ref: ref.ref, path });
+            into.set(chunk, n);
+            n += chunk.length;
+          }
+        } catch (err) {
+          await res.body?.cancel().catch(() => undefined);
+          if (err instanceof LisaError) throw err;
+          throw new Transient(`${name(path)}: ${(err as Error).message}`, { cause: err });
+        }
+        if (n !== into.length) throw new Transient(`${name(path)}: the body ended after ${n} of ${into.length} bytes`);
+        stats.bytesIn += n;
+      }),
+    );
+
   const source = async (path: string): Promise<(ByteSource & { info: HubFileInfo }) | undefined> => {
     const info = await downloadInfo(path);
     if (!info) return undefined;
-    const hub = await loadHub();
-    const blob = await hub.downloadFile({ repo: ref.repo, path, revision: commit ?? ref.revision, hubUrl: endpoint, accessToken: token, fetch: fetchFor(path), downloadInfo: info, xet: false });
-    if (!blob) return undefined;
     const size = info.size;
-    const readPart = (offset: number, length: number, into: Uint8Array) =>
-      queue.add(() =>
-        retrying(`reading ${length} bytes at ${offset} of ${name(path)}`, async () => {
-          let bytes: ArrayBuffer;
-          try {
-            bytes = await blob.slice(offset, offset + length).arrayBuffer();
-          } catch (err) {
-            if (err instanceof LisaError || err instanceof Transient) throw err;
-            throw new Transient(`${name(path)}: ${(err as Error).message}`, { cause: err });
-          }
-          if (bytes.byteLength !== length) {
-            throw hubError('HUB_RANGE_IGNORED', `${name(path)}: asked for ${length} bytes at offset ${offset}, got ${bytes.byteLength}`, { ref: ref.ref, path });
-          }
-          stats.bytesIn += length;
-          into.set(new Uint8Array(bytes));
-        }),
-      );
     return {
       name: name(path),
       info: { size, etag: info.etag },
@@ -242,10 +255,7 @@ export function openHubRepo(refText: string, opts: HubOptions = {}): HubRepo {
         }
         const out = new Uint8Array(length);
         const parts: Promise<void>[] = [];
-        for (let at = 0; at < length; at += partSize) {
-          const n = Math.min(partSize, length - at);
-          parts.push(readPart(offset + at, n, out.subarray(at, at + n)));
-        }
+        for (let at = 0; at < length; at += partSize) parts.push(readPart(path, info.url, offset + at, out.subarray(at, Math.min(at + partSize, length))));
         await Promise.all(parts);
         return out;
       },

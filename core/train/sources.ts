@@ -3,12 +3,13 @@ import { extname } from 'node:path';
 import type { ObjectStore } from '../store/object-store.ts';
 import { sha256Hex } from '../store/manifest.ts';
 import type { RunConfig, RunSpec } from '../store/run-spec.ts';
-import { loadBase, loadBaseDir } from '../models/load.ts';
+import { loadBase, loadBaseDir, type LoadOptions } from '../models/load.ts';
 import { loadTokenizerDir, loadTokenizerFiles } from '../tokenizers/index.ts';
 import { storeSource } from '../store/object-store.ts';
+import { prefixCached } from '../tensors/source.ts';
 import { hubOptionsFromEnv, isHfRef, openHubRepo, type HubEnv, type HubOptions } from '../store/hub.ts';
 import { prepareDataset, type PreparedDataset } from '../data/index.ts';
-import { BaseDiskCache, type RemoteFolder } from './base-cache.ts';
+import { BaseDiskCache, type RemoteFile, type RemoteFolder } from './base-cache.ts';
 import { BaseChangedError, DataChangedError, type LoadedBase, type ResourceCache } from './resources.ts';
 
 export interface PreparedData {
@@ -29,8 +30,8 @@ export interface SourcesOptions {
   hub?: HubOptions;
   /** keeps a local copy of remote bases (s3://, hf://) here, see base-cache.ts (LISA_CACHE_DIR) */
   cacheDir?: string;
-  /** tensor reads in flight while a base loads (loadBase's read-ahead window) */
-  readWindow?: number;
+  /** how remote bases are read: reads in flight, bytes per read, the hasher (see loadBase) */
+  load?: LoadOptions;
   /** told about cache misses, invalidations and failures */
   log?: (msg: string) => void;
 }
@@ -76,17 +77,35 @@ function hubFolder(ref: string, opts: HubOptions): RemoteFolder {
   };
 }
 
-/** A base from a remote folder: tensors by ranged reads with `readWindow` in flight, then the tokenizer. */
-async function loadRemote(ref: string, open: RemoteFolder['open'], readWindow: number | undefined): Promise<LoadedBase> {
-  const base = await loadBase(open, ref, readWindow);
-  const tokenizer = await loadTokenizerFiles(
+/**
+ * A base from a remote folder: the tensors by ranged reads, several in flight, and the tokenizer
+ * alongside. Each file is opened once (one HEAD) and its first 64 KiB come in one request, so
+ * config.json, read by both, and a safetensors header cost one GET each.
+ */
+async function loadRemote(ref: string, openFile: RemoteFolder['open'], load: LoadOptions | undefined): Promise<LoadedBase> {
+  const opened = new Map<string, Promise<RemoteFile | undefined>>();
+  const open = (name: string): Promise<RemoteFile | undefined> => {
+    let p = opened.get(name);
+    if (!p) opened.set(name, (p = openFile(name).then((src) => src && { ...prefixCached(src), version: src.version })));
+    return p;
+  };
+  const tokenizer = loadTokenizerFiles(
     async (name) => {
       const src = await open(name);
       return src && src.read(0, src.version.size);
     },
     (name) => `${ref.replace(/\/$/, '')}/${name}`,
   );
-  return { ...base, dir: ref, tokenizer };
+  tokenizer.catch(() => undefined); // awaited after the weights, whose errors come first
+  let base;
+  try {
+    base = await loadBase(open, ref, load);
+  } catch (err) {
+    // nothing of a failed load goes on in the background
+    await tokenizer.catch(() => undefined);
+    throw err;
+  }
+  return { ...base, dir: ref, tokenizer: await tokenizer };
 }
 
 async function loadLocal(dir: string): Promise<Omit<LoadedBase, 'dir'>> {
@@ -106,7 +125,7 @@ export function createSources(openStore: (url: string) => ObjectStore, opts: Sou
     async loadBase(ref) {
       if (!isS3(ref) && !isHfRef(ref)) return { ...(await loadLocal(ref)), dir: ref };
       const remote = isHfRef(ref) ? hubFolder(ref, hubOptions) : s3Folder(ref, openStore(ref));
-      if (!cache) return loadRemote(ref, (name) => remote.open(name), opts.readWindow);
+      if (!cache) return loadRemote(ref, (name) => remote.open(name), opts.load);
       const hit = await cache.lookup(remote);
       if (hit) {
         try {
@@ -118,7 +137,7 @@ export function createSources(openStore: (url: string) => ObjectStore, opts: Sou
         }
         await cache.discard(hit.sha256);
       }
-      return cache.fill(remote, (open) => loadRemote(ref, open, opts.readWindow));
+      return cache.fill(remote, (open) => loadRemote(ref, open, opts.load));
     },
     async prepareData(config, base) {
       const bytes = await readRef(config.data);
