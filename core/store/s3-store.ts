@@ -474,7 +474,7 @@ export class S3Store implements ObjectStore {
         }
       },
       close: async () => {
-        if (state !== 'open') usable();
+        if (state !== 'open') throw new StreamClosedError(this.url, key, state);
         state = 'closed';
         const last = buf ? buf.subarray(0, filled) : new Uint8Array(0);
         try {
