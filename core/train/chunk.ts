@@ -149,6 +149,10 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   let stoppedBy: ChunkManifest['stoppedBy'] = 'period';
   let heldOut: ChunkManifest['heldOut'] = null;
   const reserveMs = (opts.commitReserveSeconds ?? 5) * 1000;
+  const seq = parent ? parent.seq + 1 : 0;
+  const attempt = randomBytes(4).toString('hex');
+  const objects: EncodedUnit[] = [];
+  let tTrained: number;
   try {
     let slowestStepMs = 0;
     for (let i = 0; i < stepsPlanned; i++) {
@@ -181,27 +185,30 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     }
     if (startStep + losses.length >= c.steps) stoppedBy = 'run-complete';
     heldOut = heldOutLoss(model, dataset, c.batchSize);
-  } catch (err) {
+    tTrained = now();
+
+    // Each unit uploads as soon as it is encoded, while the next one encodes.
+    const queue = new PQueue({ concurrency: opts.uploadConcurrency ?? 8 });
+    const puts: Array<Promise<void>> = [];
+    try {
+      for (const g of groups) {
+        const o = await encodeUnit(g, run, seq, startStep + losses.length, attempt);
+        objects.push(o);
+        const put = queue.add(() => store.put(o.ref.key, o.body));
+        put.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+        puts.push(put);
+      }
+      await Promise.all(puts);
+    } catch (err) {
+      await Promise.allSettled(puts);
+      await deleteQuietly(store, objects.map((o) => o.ref.key));
+      throw err;
+    }
+  } finally {
     groups.forEach(disposeParamGroup);
     model.dispose();
-    throw err;
   }
-  const tTrained = now();
-
-  const seq = parent ? parent.seq + 1 : 0;
-  const attempt = randomBytes(4).toString('hex');
-  const objects = await encodeUnits(model, groups, run, seq, startStep + losses.length, attempt);
-  groups.forEach(disposeParamGroup);
-  model.dispose();
-
   const units: Record<string, UnitRef> = { ...(parent?.units ?? {}) };
-  const queue = new PQueue({ concurrency: opts.uploadConcurrency ?? 8 });
-  try {
-    await Promise.all(objects.map((o) => queue.add(() => store.put(o.ref.key, o.body))));
-  } catch (err) {
-    await deleteQuietly(store, objects.map((o) => o.ref.key));
-    throw err;
-  }
   for (const o of objects) units[o.unit] = o.ref;
   const tUploaded = now();
 
@@ -340,28 +347,17 @@ interface EncodedUnit {
   ref: UnitRef;
 }
 
-async function encodeUnits(
-  model: Model,
-  groups: ParamGroup[],
-  run: RunSpec,
-  seq: number,
-  globalStep: number,
-  attempt: string,
-): Promise<EncodedUnit[]> {
-  const out: EncodedUnit[] = [];
-  for (const g of groups) {
-    const state = await readGroupState(g);
-    const tensors = await Promise.all(
-      g.slots.map(async (s) => ({ name: s.name, shape: s.param.shape, weight: (await s.param.data()) as Float32Array, ...state.slots.get(s.name)! })),
-    );
-    const body = await encodeUnitObject(
-      { unit: g.unit, adamStep: g.step, tensors },
-      { runId: run.id, seq: String(seq), globalStep: String(globalStep), baseSha256: run.base.sha256 },
-    );
-    const key = unitKey(run.id, g.unit, seq, attempt);
-    out.push({ unit: g.unit, body, ref: { key, sha256: sha256Hex(body), bytes: body.length, seq, step: globalStep, adamStep: g.step } });
-  }
-  return out;
+async function encodeUnit(g: ParamGroup, run: RunSpec, seq: number, globalStep: number, attempt: string): Promise<EncodedUnit> {
+  const state = await readGroupState(g);
+  const tensors = await Promise.all(
+    g.slots.map(async (s) => ({ name: s.name, shape: s.param.shape, weight: (await s.param.data()) as Float32Array, ...state.slots.get(s.name)! })),
+  );
+  const body = await encodeUnitObject(
+    { unit: g.unit, adamStep: g.step, tensors },
+    { runId: run.id, seq: String(seq), globalStep: String(globalStep), baseSha256: run.base.sha256 },
+  );
+  const key = unitKey(run.id, g.unit, seq, attempt);
+  return { unit: g.unit, body, ref: { key, sha256: sha256Hex(body), bytes: body.length, seq, step: globalStep, adamStep: g.step } };
 }
 
 async function deleteQuietly(store: ObjectStore, keys: string[]): Promise<void> {
