@@ -40,6 +40,7 @@ export interface ChunkManifest {
   globalStep: number;
   losses: number[];
   learningRates: number[];
+  /** token positions processed (padding included): what the accelerator did, for tokens/s and metering */
   tokens: number;
   heldOut: { loss: number; perplexity: number } | null;
   stoppedBy: 'period' | 'deadline' | 'aborted' | 'run-complete';
