@@ -96,7 +96,7 @@ class Fields {
   oneOf(field: string, allowed: readonly unknown[]): void {
     const v = this.json[field];
     if (v !== undefined && !allowed.includes(v)) {
-      this.fail(field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')} (others are not implemented)`);
+      this.fail(field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')} (no other value is supported)`);
     }
   }
 }
