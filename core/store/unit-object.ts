@@ -1,5 +1,7 @@
 import { bufferSource } from '../tensors/source.ts';
-import { encodeSafetensors, readHeader, readTensorF32, type TensorEntry } from '../tensors/safetensors.ts';
+import { createHash } from 'node:crypto';
+import { encodeSafetensors, readHeader, readTensorF32, writeSafetensors, type TensorEntry } from '../tensors/safetensors.ts';
+import type { ObjectStore } from './object-store.ts';
 import { LisaError } from '../errors.ts';
 
 /** One parameter of a unit with its AdamW moments, all F32 and of one shape. */
@@ -26,14 +28,35 @@ export class InvalidUnitObjectError extends LisaError {
 const M = '.adam_m';
 const V = '.adam_v';
 
-/** A safetensors file: "<name>", "<name>.adam_m", "<name>.adam_v" per parameter (DESIGN.md). */
-export async function encodeUnitObject(obj: UnitObject, metadata: Record<string, string>): Promise<Uint8Array> {
-  const entries: TensorEntry[] = obj.tensors.flatMap((t) => [
+function entries(obj: UnitObject): TensorEntry[] {
+  return obj.tensors.flatMap((t) => [
     { name: t.name, dtype: 'F32' as const, shape: t.shape, data: t.weight },
     { name: t.name + M, dtype: 'F32' as const, shape: t.shape, data: t.m },
     { name: t.name + V, dtype: 'F32' as const, shape: t.shape, data: t.v },
   ]);
-  return encodeSafetensors(entries, { ...metadata, unit: obj.unit, adamStep: String(obj.adamStep) });
+}
+
+const unitMetadata = (obj: UnitObject, metadata: Record<string, string>) => ({ ...metadata, unit: obj.unit, adamStep: String(obj.adamStep) });
+
+/** A safetensors file: "<name>", "<name>.adam_m", "<name>.adam_v" per parameter (DESIGN.md). */
+export async function encodeUnitObject(obj: UnitObject, metadata: Record<string, string>): Promise<Uint8Array> {
+  return encodeSafetensors(entries(obj), unitMetadata(obj, metadata));
+}
+
+/**
+ * Stores a unit object under `key`, streamed when the store can (the upload starts while the
+ * rest is still being written, and the sha256 is taken on the way), else encoded and put whole.
+ */
+export async function putUnitObject(
+  store: ObjectStore,
+  key: string,
+  obj: UnitObject,
+  metadata: Record<string, string>,
+): Promise<{ bytes: number; sha256: string }> {
+  if (store.putStream) return writeSafetensors(store.putStream(key), entries(obj), unitMetadata(obj, metadata));
+  const body = await encodeUnitObject(obj, metadata);
+  await store.put(key, body);
+  return { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') };
 }
 
 export async function decodeUnitObject(key: string, bytes: Uint8Array): Promise<UnitObject> {

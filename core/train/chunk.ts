@@ -13,13 +13,12 @@ import { unitKey } from '../store/keys.ts';
 import {
   commitManifest,
   headManifest,
-  sha256Hex,
   ChunkConflictError,
   type ChunkManifest,
   type UnitRef,
 } from '../store/manifest.ts';
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
-import { encodeUnitObject } from '../store/unit-object.ts';
+import { putUnitObject } from '../store/unit-object.ts';
 import { createModel, type Model } from '../models/model.ts';
 import { unitOf } from '../models/units.ts';
 import type { ModelSpec } from '../models/config.ts';
@@ -151,7 +150,7 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const reserveMs = (opts.commitReserveSeconds ?? 5) * 1000;
   const seq = parent ? parent.seq + 1 : 0;
   const attempt = randomBytes(4).toString('hex');
-  const objects: EncodedUnit[] = [];
+  const objects: UploadedUnit[] = [];
   let tTrained: number;
   try {
     let slowestStepMs = 0;
@@ -187,21 +186,14 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     heldOut = heldOutLoss(model, dataset, c.batchSize);
     tTrained = now();
 
-    // Each unit uploads as soon as it is encoded, while the next one encodes.
+    // Units stream to the store in parallel; a failure leaves none of this attempt's objects behind.
     const queue = new PQueue({ concurrency: opts.uploadConcurrency ?? 8 });
-    const puts: Array<Promise<void>> = [];
+    const keys = groups.map((g) => unitKey(run.id, g.unit, seq, attempt));
     try {
-      for (const g of groups) {
-        const o = await encodeUnit(g, run, seq, startStep + losses.length, attempt);
-        objects.push(o);
-        const put = queue.add(() => store.put(o.ref.key, o.body));
-        put.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
-        puts.push(put);
-      }
-      await Promise.all(puts);
+      await Promise.all(groups.map((g, i) => queue.add(async () => objects.push(await uploadUnit(store, keys[i], g, run, seq, startStep + losses.length)))));
     } catch (err) {
-      await Promise.allSettled(puts);
-      await deleteQuietly(store, objects.map((o) => o.ref.key));
+      await queue.onIdle();
+      await deleteQuietly(store, keys);
       throw err;
     }
   } finally {
@@ -341,23 +333,23 @@ function optimizerGroups(model: Model, spec: ModelSpec, active: string[], state:
   return groups;
 }
 
-interface EncodedUnit {
+interface UploadedUnit {
   unit: string;
-  body: Uint8Array;
   ref: UnitRef;
 }
 
-async function encodeUnit(g: ParamGroup, run: RunSpec, seq: number, globalStep: number, attempt: string): Promise<EncodedUnit> {
+async function uploadUnit(store: ObjectStore, key: string, g: ParamGroup, run: RunSpec, seq: number, globalStep: number): Promise<UploadedUnit> {
   const state = await readGroupState(g);
   const tensors = await Promise.all(
     g.slots.map(async (s) => ({ name: s.name, shape: s.param.shape, weight: (await s.param.data()) as Float32Array, ...state.slots.get(s.name)! })),
   );
-  const body = await encodeUnitObject(
+  const { bytes, sha256 } = await putUnitObject(
+    store,
+    key,
     { unit: g.unit, adamStep: g.step, tensors },
     { runId: run.id, seq: String(seq), globalStep: String(globalStep), baseSha256: run.base.sha256 },
   );
-  const key = unitKey(run.id, g.unit, seq, attempt);
-  return { unit: g.unit, body, ref: { key, sha256: sha256Hex(body), bytes: body.length, seq, step: globalStep, adamStep: g.step } };
+  return { unit: g.unit, ref: { key, sha256, bytes, seq, step: globalStep, adamStep: g.step } };
 }
 
 async function deleteQuietly(store: ObjectStore, keys: string[]): Promise<void> {
