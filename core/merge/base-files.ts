@@ -12,7 +12,7 @@ import { storeSource, type ObjectStore } from '../store/object-store.ts';
 import { readHeader, type TensorInfo } from '../tensors/safetensors.ts';
 import { ByteSourceError, type ByteSource } from '../tensors/source.ts';
 import { parseConfig, type ModelSpec } from '../models/config.ts';
-import { tensorShapes, unitOf } from '../models/units.ts';
+import { canonicalName, tensorShapes, unitOf } from '../models/units.ts';
 import { inlineHasher, type Hasher } from './hashing.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
@@ -38,7 +38,7 @@ export interface BaseLayout {
   spec: ModelSpec;
   config: Record<string, unknown>;
   weightFiles: string[];
-  /** every parameter by its canonical HF name (see canonicalName), in file order */
+  /** every parameter by its canonical HF name (see canonicalName in core/models/units.ts), in file order */
   tensors: Map<string, BaseTensor>;
   /** top-level files an export copies as they are (tokenizer files, generation_config.json, ...) */
   otherFiles: string[];
@@ -77,21 +77,6 @@ function heldFileSource(path: string): HeldSource {
 
 /** Weight files and formats an export replaces or cannot carry; everything else at the top is copied. */
 const NOT_COPIED = [/\.safetensors$/, /\.safetensors\.index\.json$/, /^pytorch_model.*\.bin$/, /\.(pt|pth|ckpt|gguf|h5|msgpack|onnx)$/, /^config\.json$/, /^\./, /^lisa-export\.json$/];
-
-/**
- * The architecture's name for a checkpoint tensor, or null for a recomputed buffer, by the rules
- * of core/models/load.ts (which loadBaseDir applies): Hub GPT-2 checkpoints lack the
- * "transformer." prefix and carry attn.bias / attn.masked_bias; old LLaMA checkpoints carry
- * rotary_emb.inv_freq. Exports write canonical names and leave the buffers out.
- */
-export function canonicalName(spec: ModelSpec, name: string): string | null {
-  if (spec.arch === 'gpt2') {
-    if (/^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/.test(name)) return null;
-    if (!name.startsWith('transformer.') && name !== 'lm_head.weight') return `transformer.${name}`;
-  }
-  if (spec.arch === 'llama' && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) return null;
-  return name;
-}
 
 /** Every parameter of the weight files, checked against the architecture and the index. */
 async function indexTensors(ref: string, spec: ModelSpec, sources: Map<string, ByteSource>, weightMap: Record<string, string> | null): Promise<Map<string, BaseTensor>> {

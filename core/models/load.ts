@@ -15,7 +15,7 @@ import { decodeFloats, isFloatDtype } from '../tensors/dtypes.ts';
 import { readHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry, type TensorInfo, writeSafetensors } from '../tensors/safetensors.ts';
 import { type ByteSource, fileSink, fileSource, readAhead } from '../tensors/source.ts';
 import { configJson, type ModelSpec, parseConfig } from './config.ts';
-import { tensorShapes } from './units.ts';
+import { canonicalName, tensorShapes } from './units.ts';
 
 export interface BaseModel {
   spec: ModelSpec;
@@ -196,21 +196,6 @@ export function readGroups(header: SafetensorsHeader, readBytes: number): Array<
     }
   }
   return groups;
-}
-
-/**
- * The architecture's name for a checkpoint tensor, or null for a buffer that is not a parameter.
- * GPT-2 checkpoints on the Hub were saved from the bare GPT2Model (no "transformer." prefix) and
- * carry the causal-mask buffers attn.bias / attn.masked_bias; old LLaMA checkpoints carry
- * rotary_emb.inv_freq. Those buffers are recomputed, not learned.
- */
-function canonicalName(spec: ModelSpec, name: string): string | null {
-  if (spec.arch === 'gpt2') {
-    if (/^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/.test(name)) return null;
-    if (!name.startsWith('transformer.') && name !== 'lm_head.weight') return `transformer.${name}`;
-  }
-  if (spec.arch === 'llama' && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) return null;
-  return name;
 }
 
 function checkTensors(

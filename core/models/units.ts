@@ -103,3 +103,18 @@ export function unitOf(spec: ModelSpec, tensorName: string): UnitName {
   if (!def) throw new UnknownTensorError(tensorName, spec);
   return def.unit;
 }
+
+/**
+ * The architecture's name for a checkpoint tensor, or null for a buffer that is not a parameter.
+ * GPT-2 checkpoints on the Hub were saved from the bare GPT2Model (no "transformer." prefix) and
+ * carry the causal-mask buffers attn.bias / attn.masked_bias; old LLaMA checkpoints carry
+ * rotary_emb.inv_freq. Those buffers are recomputed, not learned.
+ */
+export function canonicalName(spec: ModelSpec, name: string): string | null {
+  if (spec.arch === 'gpt2') {
+    if (/^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/.test(name)) return null;
+    if (!name.startsWith('transformer.') && name !== 'lm_head.weight') return `transformer.${name}`;
+  }
+  if (spec.arch === 'llama' && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) return null;
+  return name;
+}
