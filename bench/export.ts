@@ -13,9 +13,7 @@
  * does (the CLI); "cached" finds the base's and the unit objects' sha256s in the process's
  * FileDigestCache, as a long-lived process (the HTTP function) exporting the same base again
  * does. One unmeasured export first warms the JIT. With LISA_TEST_S3 set (an s3:// prefix and the
- * AWS_* endpoint env), rows "s3" (streamed multipart upload) and "s3-buffered" (the store's
- * putStream hidden, so each file is collected in memory and put whole, as before putStream) show
- * what streaming does to peak memory. Goals: export >= 70% of raw write; peak rss <= 1.2 x model
+ * AWS_* endpoint env), rows "s3" (streamed multipart upload) show peak memory of S3 exports. Goals: export >= 70% of raw write; peak rss <= 1.2 x model
  * size. Prints a table and writes bench/results/export.json. The synthetic base is built once and
  * cached in the temp directory; it and every measurement run in child processes, so one's memory
  * never counts for another.
@@ -33,7 +31,6 @@ import { randomWeights } from '../core/models/model.ts';
 import { saveModelDir } from '../core/models/load.ts';
 import { tensorShapes, unitOf } from '../core/models/units.ts';
 import { FsStore } from '../core/store/fs-store.ts';
-import type { ObjectStore } from '../core/store/object-store.ts';
 import { commitManifest, sha256Hex, type ChunkManifest, type UnitRef } from '../core/store/manifest.ts';
 import { parseRunConfig, putRunSpec } from '../core/store/run-spec.ts';
 import { encodeUnitObject } from '../core/store/unit-object.ts';
@@ -147,7 +144,7 @@ async function rawCopy(from: string, to: string): Promise<{ seconds: number; byt
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b: number) => b / 1e6;
 
-type Target = 'dir' | 's3' | 's3-buffered';
+type Target = 'dir' | 's3';
 
 interface Measured {
   dtype: ExportDtype;
@@ -163,19 +160,6 @@ interface Measured {
   peak: Peak;
 }
 
-/** The same store without putStream: exports then collect each file and put() it whole. */
-function withoutStreaming(store: ObjectStore): ObjectStore {
-  return {
-    url: store.url,
-    stats: store.stats,
-    get: (k, r) => store.get(k, r),
-    put: (k, b) => store.put(k, b),
-    createExclusive: (k, b) => store.createExclusive(k, b),
-    head: (k) => store.head(k),
-    list: (p) => store.list(p),
-    delete: (k) => store.delete(k),
-  };
-}
 
 /** Child process: a warm-up export, then `reps` of (uncached export, cached export, raw write, copy). */
 async function measure(dtype: ExportDtype, target: Target, reps: number): Promise<Measured> {
@@ -187,12 +171,11 @@ async function measure(dtype: ExportDtype, target: Target, reps: number): Promis
   // Imported for S3 rows only: the S3 client's modules would add tens of MB to the directory rows' rss.
   const { openStore } = target === 'dir' ? { openStore: null } : await import('../core/store/open.ts');
   const s3 = (u: string) => openStore!(u, { env: process.env });
-  const open = (u: string) => (target === 's3-buffered' ? withoutStreaming(s3(u)) : s3(u));
   let n = 0;
   const exportOnce = async () => {
     const name = `export-${n++}`;
     const out = target === 'dir' ? join(outRoot, name) : `${s3Root}/${name}`;
-    const r = await sampled(() => exportRun({ store, runId: RUN, out, dtype, openStore: open }));
+    const r = await sampled(() => exportRun({ store, runId: RUN, out, dtype, openStore: s3 }));
     m.bytes = r.value.bytes;
     m.peak = { rss: Math.max(m.peak.rss, r.peak.rss), arrayBuffers: Math.max(m.peak.arrayBuffers, r.peak.arrayBuffers) };
     if (target === 'dir') {
@@ -251,7 +234,7 @@ async function main(): Promise<void> {
   }
   const touchedParams = [...tensorShapes(SPEC)].filter(([n]) => TOUCHED.includes(unitOf(SPEC, n))).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
   const configs: [ExportDtype, Target][] = [['base', 'dir'], ['bf16', 'dir']];
-  if (process.env.LISA_TEST_S3) configs.push(['base', 's3'], ['base', 's3-buffered'], ['bf16', 's3']);
+  if (process.env.LISA_TEST_S3) configs.push(['base', 's3'], ['bf16', 's3']);
   const rows = configs.map(([dtype, target]) => {
     const m = JSON.parse(child(['--measure', dtype, target, String(reps)])) as Measured;
     const exportMBps = mb(m.bytes) / median(m.exportSeconds);

@@ -81,34 +81,6 @@ export async function dirDestination(path: string): Promise<Destination> {
   };
 }
 
-/** Streams when the store can; otherwise collects the file and stores it at close (memory: one file). */
-export function storeSink(store: ObjectStore, key: string): AbortableSink {
-  return store.putStream ? store.putStream(key) : bufferedSink(store, key);
-}
-
-/** Chunks are copied: ByteSink lets writers reuse them once write() resolves. */
-function bufferedSink(store: ObjectStore, key: string): AbortableSink {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  return {
-    async write(chunk) {
-      chunks.push(chunk.slice());
-      size += chunk.byteLength;
-    },
-    async close() {
-      const body = new Uint8Array(size);
-      let at = 0;
-      for (const c of chunks.splice(0)) {
-        body.set(c, at);
-        at += c.byteLength;
-      }
-      await store.put(key, body);
-    },
-    async abort() {
-      chunks.length = 0;
-    },
-  };
-}
 
 /** `store` is rooted at the target prefix: file names are its keys. */
 export async function storeDestination(store: ObjectStore): Promise<Destination> {
@@ -120,7 +92,7 @@ export async function storeDestination(store: ObjectStore): Promise<Destination>
     url: store.url,
     sink(name) {
       written.push(name);
-      return storeSink(store, name);
+      return store.putStream(name);
     },
     async put(name, bytes) {
       written.push(name);

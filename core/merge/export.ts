@@ -21,7 +21,7 @@ import { fileSink, fileSource, type ByteSource } from '../tensors/source.ts';
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
-import { dirDestination, OutputExistsError, storeDestination, storeSink, syncDir, type Destination } from './destination.ts';
+import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { workerHasher, type Hasher } from './hashing.ts';
 import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
@@ -185,7 +185,7 @@ async function singleFileOutput(out: string, openStore?: (url: string) => Object
     const store = requireOpener(openStore, out)(out.slice(0, slash));
     const key = out.slice(slash + 1);
     if (await store.head(key)) throw new OutputExistsError(out, 'an object');
-    return { url: out, sink: storeSink(store, key), commit: async () => undefined, abort: () => store.delete(key) };
+    return { url: out, sink: store.putStream(key), commit: async () => undefined, abort: () => store.delete(key) };
   }
   const path = resolve(out);
   if (await stat(path).catch(() => null)) throw new OutputExistsError(path, 'a file');

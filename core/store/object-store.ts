@@ -46,10 +46,10 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /**
    * Streams one object, so that an object larger than memory is never held whole (S3: a multipart
-   * upload as parts fill; a directory: a temp file renamed at close). Optional so that wrappers
-   * and test doubles need not stream; callers without it collect the bytes and put() them.
+   * upload as parts fill; a directory: a temp file renamed at close). Readers see the object only
+   * after close(); abort() leaves no object.
    */
-  putStream?(key: string): ObjectSink;
+  putStream(key: string): ObjectSink;
 }
 
 /**

@@ -13,9 +13,6 @@ export class PrefixedStore implements ObjectStore {
   readonly stats: StoreStats = { bytesIn: 0, bytesOut: 0, requests: 0 };
   private readonly prefix: string;
 
-  /** present when the inner store streams */
-  readonly putStream?: (key: string) => ObjectSink;
-
   constructor(
     private readonly inner: ObjectStore,
     prefix: string,
@@ -23,11 +20,10 @@ export class PrefixedStore implements ObjectStore {
     this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`;
     checkKey(inner.url, this.prefix.slice(0, -1));
     this.url = `${inner.url}/${this.prefix.slice(0, -1)}`;
-    if (inner.putStream) this.putStream = (key) => this.stream(inner.putStream!.bind(inner), key);
   }
 
-  private stream(open: (key: string) => ObjectSink, key: string): ObjectSink {
-    const inner = open(this.key(key));
+  putStream(key: string): ObjectSink {
+    const inner = this.inner.putStream(this.key(key));
     this.stats.requests++;
     return {
       write: async (chunk) => {

@@ -1,5 +1,4 @@
 import { bufferSource } from '../tensors/source.ts';
-import { createHash } from 'node:crypto';
 import { encodeSafetensors, readHeader, readTensorF32, writeSafetensors, type TensorEntry } from '../tensors/safetensors.ts';
 import type { ObjectStore } from './object-store.ts';
 import { LisaError } from '../errors.ts';
@@ -43,20 +42,14 @@ export async function encodeUnitObject(obj: UnitObject, metadata: Record<string,
   return encodeSafetensors(entries(obj), unitMetadata(obj, metadata));
 }
 
-/**
- * Stores a unit object under `key`, streamed when the store can (the upload starts while the
- * rest is still being written, and the sha256 is taken on the way), else encoded and put whole.
- */
+/** Streams a unit object to `key`: the upload starts while the rest is written, the sha256 is taken on the way. */
 export async function putUnitObject(
   store: ObjectStore,
   key: string,
   obj: UnitObject,
   metadata: Record<string, string>,
 ): Promise<{ bytes: number; sha256: string }> {
-  if (store.putStream) return writeSafetensors(store.putStream(key), entries(obj), unitMetadata(obj, metadata));
-  const body = await encodeUnitObject(obj, metadata);
-  await store.put(key, body);
-  return { bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') };
+  return writeSafetensors(store.putStream(key), entries(obj), unitMetadata(obj, metadata));
 }
 
 export async function decodeUnitObject(key: string, bytes: Uint8Array): Promise<UnitObject> {

@@ -19,6 +19,7 @@ function opaque(inner: ObjectStore): ObjectStore {
     head: (k) => inner.head(k),
     list: (p) => inner.list(p),
     delete: (k) => inner.delete(k),
+    putStream: (k) => inner.putStream(k),
   };
 }
 

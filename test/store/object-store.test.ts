@@ -184,7 +184,7 @@ describe.each(backends)('$name', (backend) => {
 
   it('putStream: 17 MiB in uneven chunks from one reused buffer round-trips exactly, invisible until close', async () => {
     const body = pattern(17 * MiB + 5, 41);
-    const sink = store.putStream!('stream/big.bin');
+    const sink = store.putStream('stream/big.bin');
     const before = { ...store.stats };
     const buf = new Uint8Array(3 * MiB);
     let writes = 0;
@@ -206,7 +206,7 @@ describe.each(backends)('$name', (backend) => {
   it('putStream: an object within one part, exactly one part, and an empty one are stored whole', async () => {
     const part = backend.s3 ? 5 * MiB : 1000;
     for (const [key, body] of [['stream/small.bin', pattern(1000, 3)], ['stream/one-part.bin', pattern(part, 4)], ['stream/empty.bin', new Uint8Array(0)]] as const) {
-      const sink = store.putStream!(key);
+      const sink = store.putStream(key);
       const before = { ...store.stats };
       for (let at = 0; at < body.length; at += 700_000) await sink.write(body.subarray(at, at + 700_000));
       await sink.close();
@@ -217,12 +217,12 @@ describe.each(backends)('$name', (backend) => {
 
   it('putStream: abort leaves no new object (an older one at the key stays) and the stream refuses further use', async () => {
     await store.put('stream/kept.bin', pattern(100, 6));
-    const sink = store.putStream!('stream/kept.bin');
+    const sink = store.putStream('stream/kept.bin');
     await sink.write(pattern(12 * MiB, 7));
     await sink.abort();
     await sink.abort(); // idempotent
     expect(same(await store.get('stream/kept.bin'), pattern(100, 6))).toBe(true);
-    const fresh = store.putStream!('stream/never.bin');
+    const fresh = store.putStream('stream/never.bin');
     await fresh.write(pattern(6 * MiB, 8));
     await fresh.abort();
     expect(await store.head('stream/never.bin')).toBeNull();
