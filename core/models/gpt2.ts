@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LisaError } from '../errors.ts';
 import type { ModelSpec } from './config.ts';
-import { causalAttention, conv1d, embed, geluTanh, layerNorm, linear, type KV, type Weights } from './nn.ts';
+import { causalAttention, embed, geluTanh, layerNorm, linear, type KV, type Params } from './nn.ts';
 
 export class SequenceTooLongError extends LisaError {
   constructor(positions: number, max: number) {
@@ -29,7 +29,7 @@ function heads(x: tf.Tensor2D, b: number, t: number, h: number, hd: number): tf.
  */
 export function gpt2Forward(
   spec: ModelSpec,
-  w: Weights,
+  params: Params,
   tokens: tf.Tensor2D,
   past?: KV[],
 ): { logits: tf.Tensor2D; present: KV[] } {
@@ -38,6 +38,7 @@ export function gpt2Forward(
   const pos0 = past ? past[0].k.shape[2] : 0;
   if (pos0 + t > spec.maxSeqLen) throw new SequenceTooLongError(pos0 + t, spec.maxSeqLen);
   const present: KV[] = [];
+  const { w } = params;
 
   const positions = tf.slice(w('transformer.wpe.weight'), [pos0, 0], [t, d]); // [T, D]
   const tokEmb = tf.reshape(embed(w('transformer.wte.weight'), tokens), [b, t, d]);
@@ -47,7 +48,7 @@ export function gpt2Forward(
 
     // Attention block.
     const a = layerNorm(x, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), eps); // [N, D]
-    const qkv = conv1d(a, w(`${p}attn.c_attn.weight`), w(`${p}attn.c_attn.bias`)); // [N, 3D]
+    const qkv = params.conv1d(a, `${p}attn.c_attn`); // [N, 3D]
     const [q, k, v] = tf.split(qkv, 3, -1) as tf.Tensor2D[]; // [N, D] each
     let kh = heads(k, b, t, h, hd); // [B, H, T, hd]
     let vh = heads(v, b, t, h, hd);
@@ -57,12 +58,12 @@ export function gpt2Forward(
     }
     present.push({ k: kh, v: vh });
     const attn = causalAttention(heads(q, b, t, h, hd), kh, vh); // [N, D]
-    x = tf.add(x, conv1d(attn, w(`${p}attn.c_proj.weight`), w(`${p}attn.c_proj.bias`)));
+    x = tf.add(x, params.conv1d(attn, `${p}attn.c_proj`));
 
     // MLP block.
     const m = layerNorm(x, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), eps); // [N, D]
-    const hidden = geluTanh(conv1d(m, w(`${p}mlp.c_fc.weight`), w(`${p}mlp.c_fc.bias`))) as tf.Tensor2D; // [N, F]
-    x = tf.add(x, conv1d(hidden, w(`${p}mlp.c_proj.weight`), w(`${p}mlp.c_proj.bias`)));
+    const hidden = geluTanh(params.conv1d(m, `${p}mlp.c_fc`)) as tf.Tensor2D; // [N, F]
+    x = tf.add(x, params.conv1d(hidden, `${p}mlp.c_proj`));
   }
   x = layerNorm(x, w('transformer.ln_f.weight'), w('transformer.ln_f.bias'), eps);
   const head = spec.tiedEmbeddings ? w('transformer.wte.weight') : w('lm_head.weight'); // [V, D]

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelSpec } from './config.ts';
-import { causalAttention, embed, linear, rmsNorm, silu, type KV, type Weights } from './nn.ts';
+import { causalAttention, embed, linear, rmsNorm, silu, type KV, type Params } from './nn.ts';
 
 const ropeCache = new Map<string, { cos: Float32Array; sin: Float32Array }>();
 
@@ -72,7 +72,7 @@ function rope(x: tf.Tensor2D, b: number, t: number, heads: number, hd: number, p
  */
 export function llamaForward(
   spec: ModelSpec,
-  w: Weights,
+  params: Params,
   tokens: tf.Tensor2D,
   past?: KV[],
 ): { logits: tf.Tensor2D; present: KV[] } {
@@ -80,6 +80,7 @@ export function llamaForward(
   const { nHeads: h, nKvHeads: kv, headDim: hd, normEps: eps } = spec;
   const pos0 = past ? past[0].k.shape[2] : 0;
   const present: KV[] = [];
+  const { w } = params;
 
   let x = embed(w('model.embed_tokens.weight'), tokens); // [N, D]
   for (let l = 0; l < spec.nLayers; l++) {
@@ -87,9 +88,9 @@ export function llamaForward(
 
     // Attention block.
     const a = rmsNorm(x, w(`${p}input_layernorm.weight`), eps); // [N, D]
-    const q = rope(linear(a, w(`${p}self_attn.q_proj.weight`)), b, t, h, hd, pos0, spec.ropeTheta); // [B, T, H, hd]
-    const k = rope(linear(a, w(`${p}self_attn.k_proj.weight`)), b, t, kv, hd, pos0, spec.ropeTheta); // [B, T, KV, hd]
-    const v = tf.reshape(linear(a, w(`${p}self_attn.v_proj.weight`)), [b, t, kv, hd]);
+    const q = rope(params.linear(a, `${p}self_attn.q_proj`), b, t, h, hd, pos0, spec.ropeTheta); // [B, T, H, hd]
+    const k = rope(params.linear(a, `${p}self_attn.k_proj`), b, t, kv, hd, pos0, spec.ropeTheta); // [B, T, KV, hd]
+    const v = tf.reshape(params.linear(a, `${p}self_attn.v_proj`), [b, t, kv, hd]);
     let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]
     let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D; // [B, KV, T, hd]
     if (past) {
@@ -99,12 +100,12 @@ export function llamaForward(
     present.push({ k: kh, v: vh });
     const qh = tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
     const attn = causalAttention(qh, kh, vh); // [N, H*hd]
-    x = tf.add(x, linear(attn, w(`${p}self_attn.o_proj.weight`))); // [N, D]
+    x = tf.add(x, params.linear(attn, `${p}self_attn.o_proj`)); // [N, D]
 
     // SwiGLU MLP block: down(silu(gate(m)) * up(m)).
     const m = rmsNorm(x, w(`${p}post_attention_layernorm.weight`), eps); // [N, D]
-    const gated = tf.mul(silu(linear(m, w(`${p}mlp.gate_proj.weight`))), linear(m, w(`${p}mlp.up_proj.weight`))); // [N, F]
-    x = tf.add(x, linear(gated as tf.Tensor2D, w(`${p}mlp.down_proj.weight`))); // [N, D]
+    const gated = tf.mul(silu(params.linear(m, `${p}mlp.gate_proj`)), params.linear(m, `${p}mlp.up_proj`)); // [N, F]
+    x = tf.add(x, params.linear(gated as tf.Tensor2D, `${p}mlp.down_proj`)); // [N, D]
   }
   x = rmsNorm(x, w('model.norm.weight'), eps);
   const head = spec.tiedEmbeddings ? w('model.embed_tokens.weight') : w('lm_head.weight'); // [V, D]

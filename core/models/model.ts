@@ -7,7 +7,7 @@ import { LisaError } from '../errors.ts';
 import type { ModelSpec } from './config.ts';
 import { gpt2Forward } from './gpt2.ts';
 import { llamaForward } from './llama.ts';
-import { maskedCrossEntropy, type KV, type Weights } from './nn.ts';
+import { conv1d, linear, maskedCrossEntropy, type KV, type Params } from './nn.ts';
 import { tensorShapes } from './units.ts';
 
 export class WeightsError extends LisaError {
@@ -37,7 +37,7 @@ export interface Model {
   dispose(): void;
 }
 
-type Forward = (spec: ModelSpec, w: Weights, tokens: tf.Tensor2D, past?: KV[]) => { logits: tf.Tensor2D; present: KV[] };
+type Forward = (spec: ModelSpec, params: Params, tokens: tf.Tensor2D, past?: KV[]) => { logits: tf.Tensor2D; present: KV[] };
 
 const FORWARDS: Record<ModelSpec['arch'], Forward> = { llama: llamaForward, gpt2: gpt2Forward };
 
@@ -79,10 +79,15 @@ export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>)
   for (const [name, shape] of shapes) {
     params.set(name, tf.tidy(() => tf.variable(tf.tensor(weights.get(name)!, shape, 'float32'))));
   }
-  const w: Weights = (name) => {
+  const w = (name: string): tf.Variable => {
     const p = params.get(name);
     if (!p) throw new WeightsError(`no parameter named ${name}`, { name });
     return p;
+  };
+  const p: Params = {
+    w,
+    linear: (x, module) => linear(x, w(`${module}.weight`)),
+    conv1d: (x, module) => conv1d(x, w(`${module}.weight`), w(`${module}.bias`)),
   };
   const forward = FORWARDS[spec.arch];
 
@@ -91,11 +96,11 @@ export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>)
     params,
     loss: (tokens, targets, mask) =>
       tf.tidy(() =>
-        maskedCrossEntropy(forward(spec, w, tokens).logits, tf.reshape(targets, [-1]), tf.reshape(tf.cast(mask, 'float32'), [-1])),
+        maskedCrossEntropy(forward(spec, p, tokens).logits, tf.reshape(targets, [-1]), tf.reshape(tf.cast(mask, 'float32'), [-1])),
       ),
     logits: (tokens) =>
-      tf.tidy(() => tf.reshape(forward(spec, w, tokens).logits, [tokens.shape[0], tokens.shape[1], spec.vocabSize])),
-    decoder: () => createDecoder(spec, w, forward),
+      tf.tidy(() => tf.reshape(forward(spec, p, tokens).logits, [tokens.shape[0], tokens.shape[1], spec.vocabSize])),
+    decoder: () => createDecoder(spec, p, forward),
     dispose: () => {
       for (const p of params.values()) p.dispose();
       params.clear();
@@ -103,7 +108,7 @@ export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>)
   };
 }
 
-function createDecoder(spec: ModelSpec, w: Weights, forward: Forward): Decoder {
+function createDecoder(spec: ModelSpec, p: Params, forward: Forward): Decoder {
   let past: KV[] | undefined;
   let pos = 0;
   const release = () => {
@@ -117,7 +122,7 @@ function createDecoder(spec: ModelSpec, w: Weights, forward: Forward): Decoder {
     feed(ids) {
       if (ids.length === 0) throw new RangeError('Decoder.feed needs at least one token');
       const { last, present } = tf.tidy(() => {
-        const out = forward(spec, w, tf.tensor2d(ids, [1, ids.length], 'int32'), past);
+        const out = forward(spec, p, tf.tensor2d(ids, [1, ids.length], 'int32'), past);
         const lastRow = tf.slice(out.logits, [ids.length - 1, 0], [1, spec.vocabSize]);
         return { last: lastRow, present: out.present.flatMap((kv) => [kv.k, kv.v]) };
       });

@@ -11,8 +11,19 @@ export interface KV {
   v: tf.Tensor4D;
 }
 
-/** Looks up a parameter by HF name. */
-export type Weights = (name: string) => tf.Tensor;
+/**
+ * What a forward pass reads its parameters through. Every projection of a block goes through
+ * `linear` or `conv1d` by module name (`model.layers.0.self_attn.q_proj`), so what a run adds to a
+ * projection (adapters, a bias, a probe) is added in one place, not in each architecture.
+ */
+export interface Params {
+  /** a parameter by HF name */
+  w(name: string): tf.Tensor;
+  /** HF nn.Linear `{module}.weight` [out, in] on x [N, in] -> [N, out] */
+  linear(x: tf.Tensor2D, module: string): tf.Tensor2D;
+  /** GPT-2 Conv1D `{module}.weight` [in, out] + `{module}.bias` on x [N, in] -> [N, out] */
+  conv1d(x: tf.Tensor2D, module: string): tf.Tensor2D;
+}
 
 /** HF nn.Linear: x [N, in] · W^T with W [out, in] -> [N, out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
