@@ -9,12 +9,11 @@ import { LisaError } from '../errors.ts';
 import type { ModelSpec } from './config.ts';
 import { causalAttention, embed, geluTanh, layerNorm, linear, type KV, type Params } from './nn.ts';
 
+/** More positions than the model can attend over: GPT-2's learned positions, or a sliding window we do not implement past its length. */
 export class SequenceTooLongError extends LisaError {
-  constructor(positions: number, max: number) {
-    super('MODEL_SEQUENCE_TOO_LONG', `${positions} positions exceed the model's ${max} learned positions (n_positions)`, {
-      positions,
-      max,
-    });
+  constructor(positions: number, max: number, field: 'n_positions' | 'sliding_window' = 'n_positions') {
+    const what = field === 'n_positions' ? `the model's ${max} learned positions (n_positions)` : `the model's sliding attention window of ${max} (sliding_window; longer sequences are not supported)`;
+    super('MODEL_SEQUENCE_TOO_LONG', `${positions} positions exceed ${what}`, { positions, max, field });
   }
 }
 

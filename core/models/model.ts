@@ -8,7 +8,7 @@ import type { ModelSpec } from './config.ts';
 import { gpt2Forward } from './gpt2.ts';
 import { llamaForward } from './llama.ts';
 import { conv1d, linear, maskedCrossEntropy, type KV, type Params } from './nn.ts';
-import { tensorShapes } from './units.ts';
+import { canonicalName, tensorShapes } from './units.ts';
 
 export class WeightsError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
@@ -39,13 +39,11 @@ export interface Model {
 
 type Forward = (spec: ModelSpec, params: Params, tokens: tf.Tensor2D, past?: KV[]) => { logits: tf.Tensor2D; present: KV[] };
 
-const FORWARDS: Record<ModelSpec['arch'], Forward> = { llama: llamaForward, gpt2: gpt2Forward };
+const FORWARDS: Record<ModelSpec['arch'], Forward> = { llama: llamaForward, mistral: llamaForward, qwen2: llamaForward, phi3: llamaForward, gpt2: gpt2Forward };
 
 /** Tensors HF checkpoints may carry that are not parameters (or duplicate a tied one). */
 function ignorable(spec: ModelSpec, name: string): boolean {
-  if (spec.tiedEmbeddings && name === 'lm_head.weight') return true;
-  if (spec.arch === 'gpt2') return /^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/.test(name);
-  return /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name);
+  return (spec.tiedEmbeddings && name === 'lm_head.weight') || canonicalName(spec, name) === null;
 }
 
 function checkWeights(spec: ModelSpec, weights: Map<string, Float32Array>): Map<string, number[]> {
@@ -86,7 +84,12 @@ export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>)
   };
   const p: Params = {
     w,
-    linear: (x, module) => linear(x, w(`${module}.weight`)),
+    // A projection has a bias exactly when the spec gives it one (units.ts made the parameter).
+    linear: (x, module) => {
+      const y = linear(x, w(`${module}.weight`));
+      const bias = params.get(`${module}.bias`);
+      return bias ? tf.add(y, bias) : y;
+    },
     conv1d: (x, module) => conv1d(x, w(`${module}.weight`), w(`${module}.bias`)),
   };
   const forward = FORWARDS[spec.arch];

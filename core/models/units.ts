@@ -28,24 +28,46 @@ interface TensorDef {
   unit: UnitName;
 }
 
+/**
+ * The llama-shaped families: llama, mistral and qwen2 name their tensors alike; phi3 fuses q, k, v
+ * into qkv_proj and gate, up into gate_up_proj (each HF Linear [out, in]). Biases are [out].
+ */
 function llamaTensors(s: ModelSpec): Map<string, TensorDef> {
   const m = new Map<string, TensorDef>();
   const q = s.nHeads * s.headDim;
   const kv = s.nKvHeads * s.headDim;
+  const fused = s.arch === 'phi3';
+  // [module inside the layer, out, in], in HF's module order
+  const attention: Array<[string, number, number]> = fused
+    ? [['self_attn.qkv_proj', q + 2 * kv, s.dim]]
+    : [
+        ['self_attn.q_proj', q, s.dim],
+        ['self_attn.k_proj', kv, s.dim],
+        ['self_attn.v_proj', kv, s.dim],
+      ];
+  attention.push(['self_attn.o_proj', s.dim, q]);
+  const mlp: Array<[string, number, number]> = fused
+    ? [['mlp.gate_up_proj', 2 * s.hiddenDim, s.dim]]
+    : [
+        ['mlp.gate_proj', s.hiddenDim, s.dim],
+        ['mlp.up_proj', s.hiddenDim, s.dim],
+      ];
+  mlp.push(['mlp.down_proj', s.dim, s.hiddenDim]);
+  const biases = new Set(s.biases ?? []);
+  const unknown = [...biases].find((b) => ![...attention, ...mlp].some(([name]) => name === b));
+  if (unknown !== undefined) throw new RangeError(`spec.biases names ${unknown}, which is not a projection of a ${s.arch} layer`);
   m.set('model.embed_tokens.weight', { shape: [s.vocabSize, s.dim], unit: 'embed' });
   for (let i = 0; i < s.nLayers; i++) {
     const unit = `layers.${i}`;
     const p = `model.layers.${i}.`;
-    // HF Linear weights are [out, in].
+    const add = ([name, out, inp]: [string, number, number]) => {
+      m.set(`${p}${name}.weight`, { shape: [out, inp], unit });
+      if (biases.has(name)) m.set(`${p}${name}.bias`, { shape: [out], unit });
+    };
     m.set(`${p}input_layernorm.weight`, { shape: [s.dim], unit });
-    m.set(`${p}self_attn.q_proj.weight`, { shape: [q, s.dim], unit });
-    m.set(`${p}self_attn.k_proj.weight`, { shape: [kv, s.dim], unit });
-    m.set(`${p}self_attn.v_proj.weight`, { shape: [kv, s.dim], unit });
-    m.set(`${p}self_attn.o_proj.weight`, { shape: [s.dim, q], unit });
+    attention.forEach(add);
     m.set(`${p}post_attention_layernorm.weight`, { shape: [s.dim], unit });
-    m.set(`${p}mlp.gate_proj.weight`, { shape: [s.hiddenDim, s.dim], unit });
-    m.set(`${p}mlp.up_proj.weight`, { shape: [s.hiddenDim, s.dim], unit });
-    m.set(`${p}mlp.down_proj.weight`, { shape: [s.dim, s.hiddenDim], unit });
+    mlp.forEach(add);
   }
   m.set('model.norm.weight', { shape: [s.dim], unit: 'head' });
   if (!s.tiedEmbeddings) m.set('lm_head.weight', { shape: [s.vocabSize, s.dim], unit: 'head' });
@@ -86,7 +108,7 @@ function tensorDefs(spec: ModelSpec): Map<string, TensorDef> {
   const key = JSON.stringify(spec);
   let defs = defsCache.get(key);
   if (!defs) {
-    defs = spec.arch === 'llama' ? llamaTensors(spec) : gpt2Tensors(spec);
+    defs = spec.arch === 'gpt2' ? gpt2Tensors(spec) : llamaTensors(spec);
     if (defsCache.size > 32) defsCache.clear();
     defsCache.set(key, defs);
   }
@@ -107,14 +129,14 @@ export function unitOf(spec: ModelSpec, tensorName: string): UnitName {
 /**
  * The architecture's name for a checkpoint tensor, or null for a buffer that is not a parameter.
  * GPT-2 checkpoints on the Hub were saved from the bare GPT2Model (no "transformer." prefix) and
- * carry the causal-mask buffers attn.bias / attn.masked_bias; old LLaMA checkpoints carry
- * rotary_emb.inv_freq. Those buffers are recomputed, not learned.
+ * carry the causal-mask buffers attn.bias / attn.masked_bias; older llama-family checkpoints
+ * carry rotary_emb.inv_freq. Those buffers are recomputed, not learned.
  */
 export function canonicalName(spec: ModelSpec, name: string): string | null {
   if (spec.arch === 'gpt2') {
     if (/^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/.test(name)) return null;
     if (!name.startsWith('transformer.') && name !== 'lm_head.weight') return `transformer.${name}`;
   }
-  if (spec.arch === 'llama' && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) return null;
+  if (spec.arch !== 'gpt2' && /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(name)) return null;
   return name;
 }

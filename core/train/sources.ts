@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import type { ObjectStore } from '../store/object-store.ts';
 import { sha256Hex } from '../store/manifest.ts';
 import type { RunConfig, RunSpec } from '../store/run-spec.ts';
+import { contextLength } from '../models/config.ts';
 import { loadBase, loadBaseDir, type LoadOptions } from '../models/load.ts';
 import { loadTokenizerDir, loadTokenizerFiles } from '../tokenizers/index.ts';
 import { storeSource } from '../store/object-store.ts';
@@ -147,7 +148,7 @@ export function createSources(openStore: (url: string) => ObjectStore, opts: Sou
         format,
         fields: config.fields,
         template: config.template,
-        maxSeqLen: base.spec.maxSeqLen,
+        maxSeqLen: contextLength(base.spec),
         seqLen: config.seqLen,
         heldOut: config.heldOut,
         seed: config.seed,

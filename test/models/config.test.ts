@@ -77,11 +77,12 @@ describe('parseConfig', () => {
   });
 
   it('names what it found and what is supported for other architectures', () => {
-    const bad = { architectures: ['MistralForCausalLM'], model_type: 'mistral', hidden_size: 8 };
+    const bad = { architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', hidden_size: 8 };
     expect(() => parseConfig(bad, 'base/config.json')).toThrow(UnsupportedArchitectureError);
     expect(() => parseConfig(bad, 'base/config.json')).toThrow(
-      'base/config.json: unsupported architecture: architectures=["MistralForCausalLM"], model_type="mistral"; ' +
-        'supported: LlamaForCausalLM (model_type "llama"), GPT2LMHeadModel (model_type "gpt2")',
+      'base/config.json: unsupported architecture: architectures=["Gemma2ForCausalLM"], model_type="gemma2"; ' +
+        'supported: LlamaForCausalLM (model_type "llama"), MistralForCausalLM (model_type "mistral"), Qwen2ForCausalLM (model_type "qwen2"), ' +
+        'Phi3ForCausalLM (model_type "phi3"), GPT2LMHeadModel (model_type "gpt2")',
     );
     let caught: unknown;
     try {
@@ -105,13 +106,56 @@ describe('parseConfig', () => {
     );
     expect(() => parseConfig({ ...llamaConfig, rms_norm_eps: '1e-5' }, 'm/config.json')).toThrow(/"rms_norm_eps" must be a positive number; got "1e-5"/);
     expect(() => parseConfig({ ...llamaConfig, num_key_value_heads: 3 }, 'm/config.json')).toThrow(/multiple of num_key_value_heads \(3\)/);
-    expect(() => parseConfig({ ...llamaConfig, rope_scaling: { type: 'linear', factor: 2 } }, 'm/config.json')).toThrow(/"rope_scaling"/);
+    expect(() => parseConfig({ ...llamaConfig, rope_scaling: { type: 'linear', factor: 2 } }, 'm/config.json')).toThrow(
+      'm/config.json: field "rope_scaling" has type "linear", which this build does not implement; supported: "llama3" (or none)',
+    );
     expect(() => parseConfig({ ...gpt2Config, activation_function: 'relu' }, 'g.json')).toThrow(/"activation_function" must be one of/);
     expect(() => parseConfig([1], 'arr.json')).toThrow('arr.json: expected a JSON object, got an array');
   });
 
+  it('reads the families: llama 3 rope scaling, qwen2 biases, mistral and phi3 windows, transformers 5 rope_parameters', () => {
+    const scaling = { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    const llama3 = parseConfig({ ...llamaConfig, rope_theta: 500000, rope_scaling: scaling }, 'l.json');
+    expect(llama3.ropeScaling).toEqual({ factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
+    const v5 = parseConfig({ ...llamaConfig, rope_parameters: { ...scaling, rope_theta: 500000 } }, 'l.json');
+    expect(v5).toEqual(llama3);
+    const qwen = parseConfig({ ...llamaConfig, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', use_sliding_window: false, sliding_window: 4096 }, 'q.json');
+    expect(qwen.arch).toBe('qwen2');
+    expect(qwen.biases).toEqual(['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj']);
+    expect(qwen.slidingWindow).toBeUndefined();
+    expect(parseConfig({ ...llamaConfig, model_type: 'qwen2', architectures: undefined, use_sliding_window: true, sliding_window: 4096 }, 'q.json').slidingWindow).toBe(4096);
+    const mistral = parseConfig({ ...llamaConfig, architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 4096 }, 'm.json');
+    expect([mistral.arch, mistral.slidingWindow, mistral.biases]).toEqual(['mistral', 4096, undefined]);
+    expect(parseConfig({ ...llamaConfig, model_type: 'mistral', architectures: undefined, sliding_window: null }, 'm.json').slidingWindow).toBeUndefined();
+    const llamaBiased = parseConfig({ ...llamaConfig, attention_bias: true, mlp_bias: true }, 'b.json');
+    expect(llamaBiased.biases).toHaveLength(7);
+  });
+
+  it('refuses by name the family features it does not implement', () => {
+    const phi3 = { ...llamaConfig, architectures: ['Phi3ForCausalLM'], model_type: 'phi3' };
+    expect(() => parseConfig({ ...phi3, rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [2] } }, 'p.json')).toThrow(
+      'p.json: field "rope_scaling" has type "longrope", which this build does not implement; supported: "llama3" (or none)',
+    );
+    expect(() => parseConfig({ ...phi3, partial_rotary_factor: 0.75 }, 'p.json')).toThrow('p.json: field "partial_rotary_factor" must be one of 1, null (no other value is supported); got 0.75');
+    expect(() => parseConfig({ ...llamaConfig, model_type: 'qwen2', architectures: undefined, rope_scaling: { type: 'yarn', factor: 4 } }, 'q.json')).toThrow(/"yarn"/);
+    expect(() => parseConfig({ ...llamaConfig, model_type: 'mistral', architectures: undefined, attention_bias: true }, 'm.json')).toThrow(/"attention_bias" must be one of false/);
+    expect(() => parseConfig({ ...llamaConfig, hidden_act: 'gelu' }, 'g.json')).toThrow(/"hidden_act" must be one of "silu"/);
+    expect(() => parseConfig({ ...llamaConfig, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }, 'l.json')).toThrow(
+      'l.json: rope_scaling: field "original_max_position_embeddings" must be a positive integer; it is missing',
+    );
+  });
+
   it('round-trips through configJson', () => {
-    for (const json of [llamaConfig, gpt2Config, { ...llamaConfig, tie_word_embeddings: false }]) {
+    const scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    for (const json of [
+      llamaConfig,
+      gpt2Config,
+      { ...llamaConfig, tie_word_embeddings: false },
+      { ...llamaConfig, rope_scaling: scaling, attention_bias: true },
+      { ...llamaConfig, model_type: 'qwen2', architectures: undefined, use_sliding_window: true, sliding_window: 64 },
+      { ...llamaConfig, model_type: 'mistral', architectures: undefined, sliding_window: 64 },
+      { ...llamaConfig, model_type: 'phi3', architectures: undefined },
+    ]) {
       const spec = parseConfig(json, 'a.json');
       expect(parseConfig(configJson(spec), 'b.json')).toEqual(spec);
     }
