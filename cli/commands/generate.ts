@@ -4,6 +4,8 @@ import { createModel, type Model } from '../../core/models/model.ts';
 import { generateText } from '../../core/models/textgen.ts';
 import { loadTokenizerDir, type Tokenizer } from '../../core/tokenizers/index.ts';
 import { LisaError } from '../../core/errors.ts';
+import { chatFormat, chatPrompt } from '../../core/data/index.ts';
+import { readFile } from 'node:fs/promises';
 import { loadRunModel } from '../../core/train/run-model.ts';
 import { ResourceCache } from '../../core/train/resources.ts';
 import { engineFromEnv, openStoreFromEnv, sourcesFromEnv } from '../context.ts';
@@ -20,6 +22,8 @@ export function modelDirSource(dir: string): ModelSource {
 
 export interface GenerateCliOptions {
   prompt: string;
+  /** apply the model's chat template (or `chatTemplate`) to the prompt as a user turn */
+  chat?: { system?: string; chatTemplate?: { text: string; where: string } };
   maxTokens: number;
   temperature: number;
   topP?: number;
@@ -31,7 +35,8 @@ export async function runGenerate(source: ModelSource, o: GenerateCliOptions, ou
   const { model, tokenizer } = await source();
   try {
     const start = performance.now();
-    const { ids, promptLength } = generateText(model, tokenizer, { prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP, seed: o.seed }, out);
+    const chat = o.chat && chatPrompt(tokenizer, chatFormat(tokenizer.chat, o.chat.chatTemplate), o.prompt, o.chat.system);
+    const { ids, promptLength } = generateText(model, tokenizer, { prompt: o.prompt, chat, maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP, seed: o.seed }, out);
     out(new TextEncoder().encode('\n'));
     const seconds = (performance.now() - start) / 1000;
     log(`generated ${ids.length - promptLength} tokens after a ${promptLength}-token prompt; achieved tok/s: ${((ids.length - 1) / seconds).toFixed(1)}`);
@@ -62,6 +67,9 @@ interface GenerateArgs {
   temperature: number;
   topP: number;
   seed?: number;
+  chat?: boolean;
+  system?: string;
+  chatTemplate?: string;
 }
 
 export class GenerateSourceError extends LisaError {
@@ -95,13 +103,23 @@ export function register(program: Command): void {
     .option('--temperature <t>', '0 = greedy', number(0, Number.MAX_VALUE), 1)
     .option('--top-p <p>', 'nucleus sampling mass; 1 = the whole distribution', number(0, 1), 0.9)
     .option('--seed <s>', 'sampling seed (default: the current time, like run.c)', integer(1))
+    .option('--chat', "apply the model's chat template to --prompt as a user turn, with the generation prompt; print only the reply")
+    .option('--system <text>', 'with --chat: a system message before the prompt')
+    .option('--chat-template <file>', "with --chat: a Jinja chat template instead of the model's tokenizer_config.json one")
     .action(async (o: GenerateArgs) => {
       const source = sourceOf(o);
       await engineFromEnv(true);
       const seed = o.seed ?? Math.floor(Date.now() / 1000);
       await runGenerate(
         source,
-        { prompt: o.prompt, maxTokens: o.maxTokens, temperature: o.temperature, topP: o.topP, seed },
+        {
+          prompt: o.prompt,
+          chat: o.chat ? { system: o.system, chatTemplate: o.chatTemplate === undefined ? undefined : { text: await readFile(o.chatTemplate, 'utf8'), where: o.chatTemplate } } : undefined,
+          maxTokens: o.maxTokens,
+          temperature: o.temperature,
+          topP: o.topP,
+          seed,
+        },
         (bytes) => process.stdout.write(bytes),
         (line) => process.stderr.write(`${line}\n`),
       );

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { createRun } from '../../core/train/create-run.ts';
 import type { RunConfigInput } from '../../core/store/run-spec.ts';
@@ -19,7 +20,8 @@ interface CreateOptions {
   store: string;
   base: string;
   data: string;
-  format?: 'jsonl' | 'text';
+  format?: 'jsonl' | 'text' | 'chat';
+  chatTemplate?: string;
   fields?: string;
   template?: string;
   seqLen?: number;
@@ -51,7 +53,8 @@ export function register(program: Command): void {
     .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
     .requiredOption('--base <ref>', 'base model (Hugging Face layout): directory, s3:// prefix or hf://org/name[@revision]')
     .requiredOption('--data <ref>', 'training data: .jsonl or text file, or s3:// key')
-    .option('--format <format>', 'jsonl | text (default: from the extension)')
+    .option('--format <format>', 'jsonl | text | chat (default: jsonl or text from the extension)')
+    .option('--chat-template <file>', "chat: a Jinja chat template instead of the base's tokenizer_config.json one (stored in run.json)")
     .option('--fields <list>', 'JSONL fields, prompt fields then the response field, e.g. question,answer')
     .option('--template <text>', 'prompt template with {field} placeholders')
     .option('--seq-len <n>', 'tokens per example (default: the model context)', intArg)
@@ -81,6 +84,7 @@ export function register(program: Command): void {
         format: o.format,
         fields: o.fields?.split(',').map((f) => f.trim()),
         template: o.template,
+        chatTemplate: o.chatTemplate === undefined ? undefined : await readFile(o.chatTemplate, 'utf8'),
         seqLen: o.seqLen,
         heldOut: o.heldOut,
         activeLayers: o.layers,

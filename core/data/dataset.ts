@@ -2,7 +2,8 @@
  * A dataset file → tokenized training and held-out examples.
  *
  * Formats: 'jsonl' (instruction data, one object per line, mapped fields → prompt + response,
- * loss on the response) and 'text' (one token stream packed into windows, loss everywhere).
+ * loss on the response), 'chat' (conversations rendered with a chat template, loss on the
+ * assistant's turns: chat.ts) and 'text' (one token stream packed into windows, loss everywhere).
  * Examples whose response is cut away entirely by seqLen carry no loss and are dropped.
  * Held out: `heldOut` examples picked by a seeded draw (stream 'data.heldout' of the seed, see
  * core/lisa/rng.ts) — not the first or last lines, since files are often sorted — and kept, like
@@ -13,8 +14,10 @@ import { DataConfigError, EmptyDatasetError, UnknownFormatError } from './errors
 import { encodeInstruction, lossTokens, packText, type DataTokenizer, type Example } from './example.ts';
 import { parseJsonl } from './jsonl.ts';
 import { promptFormat } from './template.ts';
+import { chatFormat, encodeChat, parseChatRows } from './chat.ts';
+import type { Tokenizer } from '../tokenizers/tokenizer.ts';
 
-export const DATA_FORMATS = ['jsonl', 'text'] as const;
+export const DATA_FORMATS = ['jsonl', 'text', 'chat'] as const;
 export type DataFormat = (typeof DATA_FORMATS)[number];
 
 export interface DatasetOptions {
@@ -25,6 +28,8 @@ export interface DatasetOptions {
   fields?: readonly string[];
   /** jsonl: prompt template (template.ts); default per field mapping. */
   template?: string;
+  /** chat: a Jinja chat template (and what names it in errors) instead of the tokenizer's. */
+  chatTemplate?: { text: string; where: string };
   /** The model's context: input positions it can take. */
   maxSeqLen: number;
   /** Input positions per example, at most maxSeqLen (default maxSeqLen). */
@@ -35,7 +40,7 @@ export interface DatasetOptions {
   seed: number;
   /** Shuffle the training examples every epoch (default true). */
   shuffle?: boolean;
-  tokenizer: DataTokenizer;
+  tokenizer: DataTokenizer & Pick<Tokenizer, 'chat'>;
 }
 
 export interface DatasetStats {
@@ -86,6 +91,16 @@ export function prepareDataset(text: string, opts: DatasetOptions): PreparedData
       if (e.truncated) truncated++;
       examples.push(e.example);
     }
+  } else if (opts.format === 'chat') {
+    const format = chatFormat(tokenizer.chat, opts.chatTemplate);
+    const rows = parseChatRows(text, source);
+    if (rows.length === 0) throw new EmptyDatasetError(source, 'no JSONL records (the file is empty or only blank lines)');
+    records = rows.length;
+    examples = rows.map((row) => {
+      const e = encodeChat(tokenizer, format, row, seqLen, source);
+      if (e.truncated) truncated++;
+      return e.example;
+    });
   } else if (opts.format === 'text') {
     if (text.trim() === '') throw new EmptyDatasetError(source, 'the text is empty');
     examples = packText(tokenizer, text, seqLen);

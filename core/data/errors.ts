@@ -47,3 +47,17 @@ export class DataConfigError extends LisaError {
     super('DATA_CONFIG', message, details);
   }
 }
+
+/** A chat row that is not a conversation with an assistant turn: messages / prompt-completion shape, roles, content. */
+export class ChatRowError extends LisaError {
+  constructor(code: 'DATA_CHAT_ROW' | 'DATA_NO_ASSISTANT', source: string, line: number, what: string) {
+    super(code, `${source}:${line}: ${what}`, { source, line });
+  }
+}
+
+/** A chat template that does not parse, fails to render a row, or renders a row's prefixes inconsistently. */
+export class ChatTemplateError extends LisaError {
+  constructor(code: 'DATA_CHAT_TEMPLATE' | 'DATA_CHAT_TEMPLATE_UNSTABLE', message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+  }
+}

@@ -4,4 +4,5 @@ export { prepareDataset, DATA_FORMATS, type DataFormat, type DatasetOptions, typ
 export { evaluate, type BatchLossFn, type EvalResult } from './evaluate.ts';
 export { lossTokens, type DataTokenizer, type Example } from './example.ts';
 export { promptFormat, ALPACA_FIELDS, ALPACA_TEMPLATE, type PromptFormat } from './template.ts';
+export { chatFormat, chatPrompt, encodeChat, parseChatRows, type ChatFormat, type ChatMessage, type ChatPrompt, type ChatRow } from './chat.ts';
 export * from './errors.ts';

@@ -5,6 +5,7 @@
  * run.c does). Sampling mirrors run.c: xorshift64* RNG, temperature softmax in float32, top-p
  * with the (1 - p) / (n - 1) cutoff.
  */
+import { contextLength } from './config.ts';
 import { LisaError } from '../errors.ts';
 import type { Model } from './model.ts';
 
@@ -133,7 +134,7 @@ export function generate(model: Model, promptIds: number[], opts: GenerateOption
   if (bad !== undefined) {
     throw new GenerateOptionsError(`prompt token ${bad} is outside the vocabulary [0, ${spec.vocabSize})`, { token: bad });
   }
-  const positions = Math.min(opts.maxTokens, spec.maxSeqLen);
+  const positions = Math.min(opts.maxTokens, contextLength(spec));
   const prompt = promptIds.length > 0 ? promptIds : [spec.bosId];
   if (prompt.length > positions) return prompt.slice(0, positions + 1);
 

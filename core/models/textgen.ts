@@ -4,11 +4,14 @@
  * it is chosen. The caller owns the sink (stdout, an HTTP stream) and any final newline.
  */
 import type { Tokenizer } from '../tokenizers/tokenizer.ts';
+import { contextLength } from './config.ts';
 import { generate, type GenerateOptions } from './generate.ts';
 import type { Model } from './model.ts';
 
 export interface TextGenerationOptions extends Omit<GenerateOptions, 'stopIds'> {
   prompt: string;
+  /** a chat prompt (core/data chatPrompt): its ids replace BOS + prompt, its stop ids end the reply */
+  chat?: { ids: number[]; stopIds: number[] };
 }
 
 export interface TextGeneration {
@@ -31,18 +34,20 @@ export function runcPrintable(piece: Uint8Array): Uint8Array {
 }
 
 export function generateText(model: Model, tokenizer: Tokenizer, opts: TextGenerationOptions, write: (bytes: Uint8Array) => void): TextGeneration {
-  const { prompt, ...genOpts } = opts;
+  const { prompt, chat, ...genOpts } = opts;
   // A tokenizer without a BOS of its own (some HF ones) still gets the model's BOS at position 0.
-  const promptIds = tokenizer.bosId >= 0 ? tokenizer.encode(prompt, { bos: true }) : [model.spec.bosId, ...tokenizer.encode(prompt)];
+  const plainIds = () => (tokenizer.bosId >= 0 ? tokenizer.encode(prompt, { bos: true }) : [model.spec.bosId, ...tokenizer.encode(prompt)]);
+  const promptIds = chat?.ids ?? plainIds();
   const print = (prev: number, id: number) => {
     const bytes = runcPrintable(tokenizer.pieceBytes(prev, id));
     if (bytes.length > 0) write(bytes);
   };
-  // Prompt tokens past the last position are never consumed, so run.c never prints them.
-  const positions = Math.min(genOpts.maxTokens, model.spec.maxSeqLen);
-  for (let i = 1; i < promptIds.length && i <= positions; i++) print(promptIds[i - 1], promptIds[i]);
+  // Prompt tokens past the last position are never consumed, so run.c never prints them. A chat
+  // prompt is the template's text, not the user's: only the reply is printed.
+  const positions = Math.min(genOpts.maxTokens, contextLength(model.spec));
+  if (!chat) for (let i = 1; i < promptIds.length && i <= positions; i++) print(promptIds[i - 1], promptIds[i]);
   let prev = promptIds[promptIds.length - 1];
-  const ids = generate(model, promptIds, genOpts, (id) => {
+  const ids = generate(model, promptIds, { ...genOpts, stopIds: chat?.stopIds }, (id) => {
     print(prev, id);
     prev = id;
   });

@@ -11,9 +11,10 @@ export const RunConfigSchema = z
   .object({
     base: z.string().min(1).describe('base model of a Hugging Face layout: a directory, s3://bucket/prefix or hf://org/name[@revision]'),
     data: z.string().min(1).describe('training data: a .jsonl or text file, local path or s3://'),
-    format: z.enum(['jsonl', 'text']).optional().describe('data format; inferred from the extension when absent'),
+    format: z.enum(['jsonl', 'text', 'chat']).optional().describe('data format; inferred from the extension when absent (chat: "messages" or "prompt"/"completion" JSONL)'),
     fields: z.array(z.string().min(1)).min(2).optional().describe('JSONL fields: prompt fields..., response field'),
     template: z.string().optional().describe('prompt template with {field} placeholders'),
+    chatTemplate: z.string().optional().describe("chat: a Jinja chat template used instead of the base's tokenizer_config.json chat_template"),
     seqLen: z.number().int().positive().optional().describe("tokens per example; default the model's context"),
     heldOut: z.number().int().min(0).default(0).describe('examples held out for evaluation'),
     activeLayers: z.number().int().min(0).default(2).describe('γ: middle blocks trained per period'),

@@ -5,7 +5,7 @@
  * space, `<0xNN>` a raw byte, the dummy-prefix space dropped after BOS).
  */
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import type { EncodeOptions, Tokenizer } from './tokenizer.ts';
+import type { ChatTokens, EncodeOptions, Tokenizer } from './tokenizer.ts';
 import { TokenIdError, TokenizerEncodeError, TokenizerFormatError } from './tokenizer.ts';
 
 export interface HfTokenizerOptions {
@@ -45,7 +45,23 @@ export function loadHfTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown
     }
     return fallback ?? -1;
   };
-  return new HfTokenizerAdapter(hf, completed, special('bos_token', opts.bosId), special('eos_token', opts.eosId));
+  const adapter = new HfTokenizerAdapter(hf, completed, special('bos_token', opts.bosId), special('eos_token', opts.eosId));
+  adapter.chat = {
+    template: chatTemplateOf(tokenizerConfig.chat_template),
+    bosToken: adapter.bosId >= 0 ? (hf.id_to_token(adapter.bosId) ?? '') : '',
+    eosToken: adapter.eosId >= 0 ? (hf.id_to_token(adapter.eosId) ?? '') : '',
+  };
+  return adapter;
+}
+
+/** tokenizer_config.json's chat_template: a string, or a list of {name, template} of which "default" applies. */
+function chatTemplateOf(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) {
+    const named = v.find((t) => isObject(t) && t.name === 'default');
+    return isObject(named) && typeof named.template === 'string' ? named.template : undefined;
+  }
+  return undefined;
 }
 
 export class HfTokenizerAdapter implements Tokenizer {
@@ -55,6 +71,7 @@ export class HfTokenizerAdapter implements Tokenizer {
   private readonly byteFallback: boolean;
   private readonly dummyPrefix: boolean;
   private readonly specialIds: Set<number>;
+  chat?: ChatTokens;
 
   constructor(
     hf: HfTokenizer,

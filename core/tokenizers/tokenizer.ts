@@ -26,6 +26,16 @@ export interface Tokenizer {
    * at the start (the encoder's dummy prefix) is dropped, so decode(encode(text)) === text.
    */
   decode(ids: number[]): string;
+  /** What a chat template renders with: tokenizer_config.json's chat_template and special tokens (Hugging Face tokenizers only). */
+  readonly chat?: ChatTokens;
+}
+
+export interface ChatTokens {
+  /** tokenizer_config.json's chat_template (the "default" one when it lists several); undefined when it has none */
+  template: string | undefined;
+  /** the special tokens' text, as templates reference them (bos_token, eos_token) */
+  bosToken: string;
+  eosToken: string;
 }
 
 export class TokenizerFormatError extends LisaError {

@@ -148,6 +148,7 @@ export function createSources(openStore: (url: string) => ObjectStore, opts: Sou
         format,
         fields: config.fields,
         template: config.template,
+        chatTemplate: config.chatTemplate === undefined ? undefined : { text: config.chatTemplate, where: 'the run\'s chatTemplate' },
         maxSeqLen: contextLength(base.spec),
         seqLen: config.seqLen,
         heldOut: config.heldOut,

@@ -44,4 +44,15 @@ describe('lisa generate', () => {
     expect(missing.stderr).toContain('error MODEL_FILE_MISSING: no/such/dir: no config.json; expected a Hugging Face model directory');
     expect(missing.stdout).toBe('');
   });
+
+  it("--chat applies the model's chat template to the prompt and prints only the reply", () => {
+    const args = ['generate', '--model', 'test/fixtures/families/qwen2/model', '--chat', '--prompt', 'Hi', '--max-tokens', '120', '--temperature', '0'];
+    const r = lisa(...args);
+    expect(r.code).toBe(0);
+    // <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n ... <|im_start|>assistant\n: 40 tokens in this cut vocabulary
+    expect(r.stderr).toMatch(/after a 40-token prompt/);
+    expect(r.stdout).not.toContain('<|im_start|>');
+    const custom = lisa(...args, '--chat-template', 'test/fixtures/families/chatml-plain.jinja');
+    expect(custom.stderr).toMatch(/after a 15-token prompt/);
+  });
 });
