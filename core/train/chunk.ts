@@ -21,6 +21,7 @@ import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { putUnitObject } from '../store/unit-object.ts';
 import { createModel, type Model } from '../models/model.ts';
 import { unitOf } from '../models/units.ts';
+import { checkTrainingFits } from '../models/memory.ts';
 import type { ModelSpec } from '../models/config.ts';
 import { materialize, type RunWeights } from './run-state.ts';
 import type { ResourceCache } from './resources.ts';
@@ -131,6 +132,8 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const period = Math.floor(startStep / c.period);
   const active = periodUnits(run, base.spec.nLayers, period);
+  // Before any weight enters the engine: a model too big for its heap fails here, not mid-step.
+  checkTrainingFits(base.spec, { units: active, batchSize: c.batchSize, seqLen: dataset.seqLen }, tf.getBackend(), `run '${runId}' on ${c.base}`);
   const state = await materialize(store, base.spec, base.weights, parent, new Set(active));
   const stepsPlanned = Math.min((period + 1) * c.period, c.steps) - startStep;
   const tLoaded = now();

@@ -1,0 +1,54 @@
+/**
+ * How much engine memory training a model takes, estimated before any weight enters the engine,
+ * and the refusal when that exceeds the backend's heap (wasm: 4 GiB, the limit of 32-bit
+ * WebAssembly memory). The estimate counts, in float32: every weight; for each trained tensor its
+ * gradient and AdamW m and v; and the activations a step keeps for backprop
+ * (per position and layer ~ 10 D + 3 F + 2 H S floats; the logits and their softmax and gradient,
+ * 3 V per position). bench/models.ts compares it with measured peaks.
+ */
+import { LisaError } from '../errors.ts';
+import type { ModelSpec } from './config.ts';
+import { tensorShapes, unitOf } from './units.ts';
+
+export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
+
+export interface TrainingPlan {
+  /** units trained in a step (LISA: embed, head and γ layers; full: all) */
+  units: readonly string[];
+  batchSize: number;
+  seqLen: number;
+}
+
+export function trainingBytes(spec: ModelSpec, plan: TrainingPlan): number {
+  const trained = new Set(plan.units);
+  let weights = 0;
+  let trainedValues = 0;
+  for (const [name, shape] of tensorShapes(spec)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    weights += n;
+    if (trained.has(unitOf(spec, name))) trainedValues += n;
+  }
+  const positions = plan.batchSize * plan.seqLen;
+  const perLayer = 10 * spec.dim + 3 * spec.hiddenDim + 2 * spec.nHeads * plan.seqLen;
+  const activations = positions * (spec.nLayers * perLayer + 3 * spec.vocabSize);
+  return 4 * (weights + 3 * trainedValues + activations);
+}
+
+export class ModelTooBigError extends LisaError {
+  constructor(what: string, bytes: number, backend: string, limit: number) {
+    const gib = (b: number) => `${(b / 1024 ** 3).toFixed(2)} GiB`;
+    super(
+      'MODEL_TOO_BIG_FOR_BACKEND',
+      `${what}: training needs about ${gib(bytes)} of engine memory, more than the ${backend} backend's ${gib(limit)} heap; ` +
+        'run it on the tensorflow backend (LISA_BACKEND=tensorflow, tfjs-node), or train fewer units or shorter batches',
+      { bytes, backend, limit },
+    );
+  }
+}
+
+/** Throws ModelTooBigError when `plan` cannot fit the backend's heap; backends without a fixed heap always pass. */
+export function checkTrainingFits(spec: ModelSpec, plan: TrainingPlan, backend: string, what: string): void {
+  if (backend !== 'wasm') return;
+  const bytes = trainingBytes(spec, plan);
+  if (bytes > WASM_HEAP_BYTES) throw new ModelTooBigError(what, bytes, backend, WASM_HEAP_BYTES);
+}
