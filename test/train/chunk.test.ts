@@ -10,7 +10,7 @@ import type { ObjectStore } from '../../core/store/object-store.ts';
 import { createRun } from '../../core/train/create-run.ts';
 import { runChunk } from '../../core/train/chunk.ts';
 import { materialize } from '../../core/train/run-state.ts';
-import { bytesOf, fsStore, newSources, qaLines, smallLlama, storeKinds, writeBase, writeData } from './harness.ts';
+import { bytesOf, fsStore, newSources, qaLines, smallLlama, storeKinds, tinyRun, writeData, writeTinyRunInputs } from './harness.ts';
 import { periodUnits, referenceLoop } from './reference.ts';
 
 let baseDir: string;
@@ -18,24 +18,10 @@ let dataFile: string;
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
-  baseDir = await writeBase(smallLlama);
-  dataFile = await writeData(qaLines(40));
+  ({ baseDir, dataFile } = await writeTinyRunInputs());
 });
 
-const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => ({
-  base: baseDir,
-  data: dataFile,
-  fields: ['question', 'answer'],
-  seqLen: 48,
-  activeLayers: 2,
-  period: 3,
-  steps: 12,
-  batchSize: 3,
-  lr: 1e-2,
-  warmupSteps: 2,
-  seed: 5,
-  ...over,
-});
+const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => tinyRun(baseDir, dataFile, over);
 
 for (const kind of storeKinds('chunks')) {
   describe(`chunks on the ${kind.name} store`, () => {

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelSpec } from '../../core/models/config.ts';
+import type { RunConfigInput } from '../../core/store/run-spec.ts';
 import { randomWeights } from '../../core/models/model.ts';
 import { saveModelDir } from '../../core/models/load.ts';
 import { openStore } from '../../core/store/open.ts';
@@ -53,6 +54,29 @@ export function qaLines(n: number): string[] {
   return Array.from({ length: n }, (_, i) =>
     JSON.stringify({ question: `Tom has ${i} cats and ${i + 2} dogs. How many pets?`, answer: `He has ${2 * i + 2} pets. #### ${2 * i + 2}` }),
   );
+}
+
+/** A base of `smallLlama` and 40 lines of data, the inputs of `tinyRun`. */
+export async function writeTinyRunInputs(): Promise<{ baseDir: string; dataFile: string }> {
+  return { baseDir: await writeBase(smallLlama), dataFile: await writeData(qaLines(40)) };
+}
+
+/** The run the chunk suites train: 4 blocks, γ=2, K=3, 12 steps of 3 examples. */
+export function tinyRun(base: string, data: string, over: Partial<RunConfigInput> = {}): RunConfigInput {
+  return {
+    base,
+    data,
+    fields: ['question', 'answer'],
+    seqLen: 48,
+    activeLayers: 2,
+    period: 3,
+    steps: 12,
+    batchSize: 3,
+    lr: 1e-2,
+    warmupSteps: 2,
+    seed: 5,
+    ...over,
+  };
 }
 
 export interface StoreKind {

@@ -13,7 +13,7 @@ import { runChunk } from '../../core/train/chunk.ts';
 import { createRun } from '../../core/train/create-run.ts';
 import { materialize } from '../../core/train/run-state.ts';
 import { openRunInputs } from '../../core/train/sources.ts';
-import { bytesOf, fsStore, newSources, qaLines, smallLlama, writeBase, writeData } from './harness.ts';
+import { bytesOf, fsStore, newSources, smallLlama, tinyRun, writeTinyRunInputs } from './harness.ts';
 import { periodUnits, referenceLoop } from './reference.ts';
 
 let baseDir: string;
@@ -21,24 +21,10 @@ let dataFile: string;
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
-  baseDir = await writeBase(smallLlama);
-  dataFile = await writeData(qaLines(40));
+  ({ baseDir, dataFile } = await writeTinyRunInputs());
 });
 
-const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => ({
-  base: baseDir,
-  data: dataFile,
-  fields: ['question', 'answer'],
-  seqLen: 48,
-  activeLayers: 2,
-  period: 3,
-  steps: 9,
-  batchSize: 3,
-  lr: 1e-2,
-  warmupSteps: 2,
-  seed: 5,
-  ...over,
-});
+const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => tinyRun(baseDir, dataFile, { steps: 9, ...over });
 
 async function newRun(over: Partial<RunConfigInput> = {}): Promise<{ store: ObjectStore; run: RunSpec }> {
   const store = await fsStore('samplers');
