@@ -18,7 +18,7 @@ const SAMPLER_OPTIONS = {
 /** Defaults of the sampler options, filled in for the run's own sampler (docs/design-notes.md says why). */
 export const SAMPLER_DEFAULTS = {
   outlierThreshold: 5,
-  calibrationBatches: 2,
+  calibrationBatches: 1,
   gradNormDecay: 0.9,
   gradNormFloor: 0.2,
 } as const;

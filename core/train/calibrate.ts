@@ -31,12 +31,15 @@ export type InputNorms = Map<string, { kind: 'linear' | 'conv1d'; norms: Float64
 
 /** Runs `examples` through the model, batchSize at a time, and returns every projection's ‖X_j‖. */
 export function projectionInputNorms(base: Base, examples: readonly Example[], batchSize: number): InputNorms {
-  const sums = new Map<string, { kind: 'linear' | 'conv1d'; sq: tf.Tensor1D }>(); // Σ x_j² [in]
-  let real: tf.Tensor2D | undefined; // [N, 1]: 1 at the current batch's real positions, 0 at padding
+  const sums = new Map<string, { kind: 'linear' | 'conv1d'; sq: tf.Tensor }>(); // Σ x_j² [1, in]
+  let real: tf.Tensor2D | undefined; // [1, N]: 1 at the current batch's real positions, 0 at padding
+  // Projections reading the same input (q, k, v; gate, up) share one sum per forward.
+  let perInput = new Map<tf.Tensor, tf.Tensor>();
   const probe: ProjectionProbe = (x, module, kind) => {
+    let sq = perInput.get(x);
+    if (!sq) perInput.set(x, (sq = tf.matMul(real!, tf.square(x)))); // one GEMM: [1, N] · [N, in]
     const prev = sums.get(module);
-    const sq = tf.sum(tf.square(tf.mul(x, real!)), 0) as tf.Tensor1D;
-    sums.set(module, { kind, sq: tf.keep(prev ? tf.add(prev.sq, sq) : sq) });
+    sums.set(module, { kind, sq: tf.keep(prev ? tf.add(prev.sq, sq) : tf.clone(sq)) });
     prev?.sq.dispose();
   };
   const model = createModel(base.spec, base.weights, { probe });
@@ -47,7 +50,7 @@ export function projectionInputNorms(base: Base, examples: readonly Example[], b
       const width = batch.tokens[0].length;
       real = tf.tensor2d(
         rows.flatMap((e) => Array.from({ length: width }, (_, t): number => (t < e.ids.length - 1 ? 1 : 0))),
-        [rows.length * width, 1],
+        [1, rows.length * width],
       );
       try {
         tf.tidy(() => {
@@ -55,6 +58,7 @@ export function projectionInputNorms(base: Base, examples: readonly Example[], b
         });
       } finally {
         real.dispose();
+        perInput = new Map();
       }
     }
     return new Map([...sums].map(([module, { kind, sq }]) => [module, { kind, norms: Float64Array.from(sq.dataSync(), Math.sqrt) }]));

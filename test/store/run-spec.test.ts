@@ -18,7 +18,7 @@ describe('parseRunConfig: the sampler', () => {
     expect(parseRunConfig(base).sampler).toBe('uniform');
     expect(parseRunConfig({ ...base, layerProbabilities: [1, 2] })).toMatchObject({ sampler: 'weighted', layerProbabilities: [1, 2] });
     const outlier = parseRunConfig({ ...base, sampler: 'outlier' });
-    expect([outlier.outlierThreshold, outlier.calibrationBatches, outlier.gradNormDecay]).toEqual([5, 2, undefined]);
+    expect([outlier.outlierThreshold, outlier.calibrationBatches, outlier.gradNormDecay]).toEqual([5, 1, undefined]);
     const adaptive = parseRunConfig({ ...base, sampler: 'grad-norm', gradNormFloor: 0.5 });
     expect([adaptive.gradNormDecay, adaptive.gradNormFloor, adaptive.outlierThreshold]).toEqual([0.9, 0.5, undefined]);
   });
