@@ -9,9 +9,9 @@
  *   npm run bench:sampling [-- --steps 100 --period 5 --seeds 3]
  *
  * prints tables, writes bench/results/sampling.json and bench/results/sampling.svg (the figure
- * in docs/sampling.md is a copy of it).
+ * in docs/sampling.md is a copy of it); `-- --replot` redraws the figure from the JSON.
  */
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '100' },
     period: { type: 'string', default: '5' },
     seeds: { type: 'string', default: '3' },
+    replot: { type: 'boolean', default: false },
   },
 });
 const STEPS = Number(args.steps);
@@ -146,6 +147,61 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+interface FigureData {
+  steps: number;
+  period: number;
+  seeds: number[];
+  frequency: Array<{ sampler: Sampler; share: number[] }>;
+  results: Array<Pick<RunResult, 'sampler' | 'seed' | 'heldOut'>>;
+}
+
+/** Left: share of periods each block trained, per sampler; right: held-out loss per seed. */
+async function figure(d: FigureData): Promise<string> {
+  const blocks = d.frequency[0].share.map((_, i) => `layers.${i}`);
+  const color = { field: 'sampler', type: 'nominal', sort: SAMPLERS, title: 'sampler' } as const;
+  const chart: TopLevelSpec = {
+    title: `LISA γ=2 on stories260K + GSM8K: ${d.steps} steps, K=${d.period}, ${d.seeds.length} seeds`,
+    hconcat: [
+      {
+        title: 'share of periods each block trained (dashed: uniform γ/N)',
+        layer: [
+          {
+            data: { values: d.frequency.flatMap((f) => blocks.map((b, i) => ({ block: b, sampler: f.sampler, share: f.share[i] }))) },
+            mark: 'bar',
+            encoding: {
+              x: { field: 'block', type: 'nominal', title: null, sort: blocks, axis: { labelAngle: 0 } },
+              xOffset: { field: 'sampler', sort: SAMPLERS },
+              y: { field: 'share', type: 'quantitative', title: 'share of periods', scale: { domain: [0, 1] } },
+              color,
+            },
+          },
+          { data: { values: [{}] }, mark: { type: 'rule', strokeDash: [4, 4] }, encoding: { y: { datum: 2 / blocks.length } } },
+        ],
+        width: 360,
+        height: 220,
+      },
+      {
+        title: 'held-out loss per seed (tick: mean)',
+        data: { values: d.results.map((r) => ({ sampler: r.sampler, seed: r.seed, loss: r.heldOut })) },
+        encoding: { x: { field: 'sampler', type: 'nominal', sort: SAMPLERS, title: null, axis: { labelAngle: 0 } }, color },
+        layer: [
+          { mark: { type: 'point', filled: true, size: 60 }, encoding: { y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'held-out loss (nats/token)' } } },
+          { mark: { type: 'tick', thickness: 2, size: 30 }, encoding: { y: { aggregate: 'mean', field: 'loss', type: 'quantitative' } } },
+        ],
+        width: 200,
+        height: 220,
+      },
+    ],
+  };
+  return new vega.View(vega.parse(compile(chart).spec), { renderer: 'none' }).toSVG();
+}
+
+if (args.replot) {
+  await writeFile(repo('bench/results/sampling.svg'), await figure(JSON.parse(await readFile(repo('bench/results/sampling.json'), 'utf8')) as FigureData));
+  console.log('wrote bench/results/sampling.svg from bench/results/sampling.json');
+  process.exit(0);
+}
+
 console.log(`sampling bench: stories260K + GSM8K, γ=2, K=${PERIOD}, ${STEPS} steps, seeds ${SEEDS.join(',')}, backend ${backend}`);
 const before = new Map<number, number>();
 const results: RunResult[] = [];
@@ -223,43 +279,8 @@ console.log(
   ),
 );
 
-const chart: TopLevelSpec = {
-  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-  title: `LISA γ=2 on stories260K + GSM8K, ${STEPS} steps, K=${PERIOD}, ${SEEDS.length} seeds`,
-  hconcat: [
-    {
-      title: 'share of periods each block trained',
-      data: { values: frequency.flatMap((f) => blocks.map((b, i) => ({ block: b, sampler: f.sampler, share: f.share[i] }))) },
-      mark: 'bar',
-      encoding: {
-        x: { field: 'block', type: 'nominal', title: null, sort: blocks },
-        xOffset: { field: 'sampler', sort: SAMPLERS },
-        y: { field: 'share', type: 'quantitative', title: 'share of periods', scale: { domain: [0, 1] } },
-        color: { field: 'sampler', type: 'nominal', sort: SAMPLERS },
-      },
-      width: 320,
-      height: 220,
-    },
-    {
-      title: 'held-out loss per seed (bar: mean)',
-      data: { values: results.map((r) => ({ sampler: r.sampler, seed: r.seed, loss: r.heldOut })) },
-      layer: [
-        { mark: { type: 'point', filled: true, size: 60 }, encoding: { y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'held-out loss (nats/token)' } } },
-        { mark: { type: 'tick', thickness: 2, size: 30 }, encoding: { y: { aggregate: 'mean', field: 'loss', type: 'quantitative' } } },
-      ],
-      encoding: {
-        x: { field: 'sampler', type: 'nominal', sort: SAMPLERS, title: null },
-        color: { field: 'sampler', type: 'nominal', sort: SAMPLERS, legend: null },
-      },
-      width: 180,
-      height: 220,
-    },
-  ],
-};
-const svg = await new vega.View(vega.parse(compile(chart).spec), { renderer: 'none' }).toSVG();
-
 await mkdir(repo('bench/results'), { recursive: true });
-await writeFile(repo('bench/results/sampling.svg'), svg);
+await writeFile(repo('bench/results/sampling.svg'), await figure({ steps: STEPS, period: PERIOD, seeds: SEEDS, frequency, results }));
 await writeFile(
   repo('bench/results/sampling.json'),
   `${JSON.stringify({ backend, steps: STEPS, period: PERIOD, seeds: SEEDS, baseHeldOut: Object.fromEntries(before), verdicts, frequency, drawn, timing, results }, null, 1)}\n`,
