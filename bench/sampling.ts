@@ -23,7 +23,7 @@ import { trainingFrequency } from '../core/lisa/samplers.ts';
 import { candidateUnits } from '../core/lisa/schedule.ts';
 import { listSeqs, readManifest, type ChunkManifest } from '../core/store/manifest.ts';
 import { openStore } from '../core/store/open.ts';
-import type { RunConfigInput, RunSpec, Sampler } from '../core/store/run-spec.ts';
+import type { RunConfigInput, RunSpec, SamplerKind } from '../core/store/run-spec.ts';
 import { runChunk } from '../core/train/chunk.ts';
 import { createRun } from '../core/train/create-run.ts';
 import { heldOutLoss } from '../core/train/evaluate.ts';
@@ -43,14 +43,14 @@ const { values: args } = parseArgs({
 const STEPS = Number(args.steps);
 const PERIOD = Number(args.period);
 const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i);
-const SAMPLERS: Sampler[] = ['uniform', 'outlier', 'grad-norm'];
+const SAMPLERS: SamplerKind[] = ['uniform', 'outlier', 'grad-norm'];
 const repo = (p: string) => new URL(`../${p}`, import.meta.url).pathname;
 
 const backend = await initEngine({ backend: (process.env.LISA_BACKEND as 'wasm' | 'cpu' | undefined) ?? 'wasm' });
 const sources = createSources((url) => openStore(url));
 const cache = new ResourceCache();
 
-const config = (sampler: Sampler, seed: number): RunConfigInput => ({
+const config = (sampler: SamplerKind, seed: number): RunConfigInput => ({
   base: repo('models/stories260K'),
   data: repo('data/gsm8k/train.jsonl'),
   fields: ['question', 'answer'],
@@ -67,7 +67,7 @@ const config = (sampler: Sampler, seed: number): RunConfigInput => ({
 });
 
 interface RunResult {
-  sampler: Sampler;
+  sampler: SamplerKind;
   seed: number;
   heldOut: number;
   /** run creation (data preparation and, for outlier, calibration) */
@@ -99,7 +99,7 @@ function samplingCost(run: RunSpec, m: ChunkManifest, parent: ChunkManifest | nu
   return draw + steps * update;
 }
 
-async function train(sampler: Sampler, seed: number): Promise<RunResult> {
+async function train(sampler: SamplerKind, seed: number): Promise<RunResult> {
   const store = openStore(await mkdtemp(join(tmpdir(), 'lisa-bench-sampling-')));
   const t0 = performance.now();
   const run = await createRun({ store, input: config(sampler, seed), sources, cache });
@@ -151,7 +151,7 @@ interface FigureData {
   steps: number;
   period: number;
   seeds: number[];
-  frequency: Array<{ sampler: Sampler; share: number[] }>;
+  frequency: Array<{ sampler: SamplerKind; share: number[] }>;
   results: Array<Pick<RunResult, 'sampler' | 'seed' | 'heldOut'>>;
 }
 
@@ -215,7 +215,7 @@ for (const seed of SEEDS) {
   }
 }
 
-const of = (s: Sampler) => results.filter((r) => r.sampler === s);
+const of = (s: SamplerKind) => results.filter((r) => r.sampler === s);
 const uniformBySeed = new Map(of('uniform').map((r) => [r.seed, r.heldOut]));
 const verdicts = SAMPLERS.map((s) => {
   const losses = of(s).map((r) => r.heldOut);

@@ -4,7 +4,7 @@ import type { ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
 
 export const SAMPLERS = ['uniform', 'weighted', 'outlier', 'grad-norm'] as const;
-export type Sampler = (typeof SAMPLERS)[number];
+export type SamplerKind = (typeof SAMPLERS)[number];
 
 /** The sampler each sampler option belongs to; naming it for another sampler is an error. */
 const SAMPLER_OPTIONS = {
@@ -13,7 +13,7 @@ const SAMPLER_OPTIONS = {
   calibrationBatches: 'outlier',
   gradNormDecay: 'grad-norm',
   gradNormFloor: 'grad-norm',
-} as const satisfies Record<string, Sampler>;
+} as const satisfies Record<string, SamplerKind>;
 
 /** Defaults of the sampler options, filled in for the run's own sampler (docs/design-notes.md says why). */
 export const SAMPLER_DEFAULTS = {
@@ -88,7 +88,7 @@ export const RunConfigSchema = z
 
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 /** A parsed config: the sampler is always named, its options filled with their defaults. */
-export type RunConfig = z.output<typeof RunConfigSchema> & { sampler: Sampler };
+export type RunConfig = z.output<typeof RunConfigSchema> & { sampler: SamplerKind };
 
 /** The immutable run.json: the config with its defaults applied, and what the refs resolved to. */
 export interface RunSpec {
