@@ -58,6 +58,8 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   BASE_LAYOUT_INVALID: 422,
   CONFIG_INVALID: 422,
   SCHEDULE_CONFIG: 422,
+  // a grad-norm run whose committed chunks lack the state its next draw derives from
+  SAMPLER_HISTORY_MISSING: 422,
   STORE_BAD_URL: 422,
   COMPOSE_BASE_MISMATCH: 422,
   DELTA_INVALID: 422,

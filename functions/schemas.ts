@@ -45,6 +45,14 @@ export const ChunkSummarySchema = z
     createdAt: z.string(),
     period: z.number().int(),
     activeUnits: z.array(z.string()),
+    probabilities: z
+      .array(z.number())
+      .nullable()
+      .openapi({ description: "the weights the period's units were drawn from, one per candidate block (null: written before samplers)" }),
+    unitGradNorms: z
+      .record(z.string(), z.number())
+      .nullable()
+      .openapi({ description: "each active unit's gradient norm before clipping, mean over the chunk's steps (null: written before samplers)" }),
     startStep: z.number().int(),
     globalStep: z.number().int(),
     steps: z.number().int().openapi({ description: 'optimizer steps this chunk trained' }),
@@ -78,6 +86,8 @@ export function chunkSummary(m: ChunkManifest): ChunkSummary {
     createdAt: m.createdAt,
     period: m.period,
     activeUnits: m.activeUnits,
+    probabilities: m.probabilities ?? null,
+    unitGradNorms: m.unitGradNorms ?? null,
     startStep: m.startStep,
     globalStep: m.globalStep,
     steps: m.globalStep - m.startStep,
@@ -102,6 +112,10 @@ export const RunSpecSchema = z
     config: RunConfigBody,
     base: z.object({ sha256: z.string(), arch: z.string(), nLayers: z.number().int() }),
     data: z.object({ sha256: z.string(), examples: z.number().int(), heldOut: z.number().int() }),
+    outlier: z
+      .object({ ratios: z.array(z.number()), tokens: z.number().int(), seconds: z.number() })
+      .optional()
+      .openapi({ description: "sampler 'outlier': each block's outlier ratio measured at creation; blocks are drawn with p ∝ ratio" }),
   })
   .openapi('RunSpec');
 

@@ -29,7 +29,12 @@ interface CreateOptions {
   layers?: number;
   period?: number;
   embedHead?: 'always' | 'never' | 'sampled';
+  sampler?: RunConfigInput['sampler'];
   layerProbabilities?: string;
+  outlierThreshold?: number;
+  calibrationBatches?: number;
+  gradNormDecay?: number;
+  gradNormFloor?: number;
   optimizerState?: 'restore' | 'reset';
   steps?: number;
   batch?: number;
@@ -62,7 +67,12 @@ export function register(program: Command): void {
     .option('--layers <γ>', 'middle blocks trained per period', intArg)
     .option('--period <K>', 'steps per sampling period', intArg)
     .option('--embed-head <mode>', 'always | never | sampled')
-    .option('--layer-probabilities <list>', 'per-block sampling weights, comma separated')
+    .option('--sampler <kind>', 'uniform | weighted | outlier | grad-norm: how a period draws its blocks (default uniform)')
+    .option('--layer-probabilities <list>', 'sampler weighted: per-block sampling weights, comma separated')
+    .option('--outlier-threshold <M>', 'sampler outlier: an entry is an outlier above M times its block mean', numberArg)
+    .option('--calibration-batches <n>', 'sampler outlier: training batches run through the base at creation', intArg)
+    .option('--grad-norm-decay <β>', 'sampler grad-norm: decay of the per-block gradient-norm average', numberArg)
+    .option('--grad-norm-floor <ε>', 'sampler grad-norm: share spread evenly so no block starves', numberArg)
     .option('--optimizer-state <policy>', 'restore | reset: AdamW moments of a re-sampled unit')
     .option('--steps <n>', 'total optimizer steps', intArg)
     .option('--batch <n>', 'examples per micro-batch', intArg)
@@ -90,7 +100,12 @@ export function register(program: Command): void {
         activeLayers: o.layers,
         period: o.period,
         embedHead: o.embedHead,
+        sampler: o.sampler,
         layerProbabilities: o.layerProbabilities?.split(',').map(Number),
+        outlierThreshold: o.outlierThreshold,
+        calibrationBatches: o.calibrationBatches,
+        gradNormDecay: o.gradNormDecay,
+        gradNormFloor: o.gradNormFloor,
         optimizerState: o.optimizerState,
         steps: o.steps,
         batchSize: o.batch,

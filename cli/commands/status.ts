@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { readRunSpec } from '../../core/store/run-spec.ts';
 import { listSeqs, readManifest } from '../../core/store/manifest.ts';
+import { trainingFrequency } from '../../core/lisa/samplers.ts';
+import { candidateUnits } from '../../core/lisa/schedule.ts';
 import { openStoreFromEnv } from '../context.ts';
 
 export function register(program: Command): void {
@@ -14,8 +16,11 @@ export function register(program: Command): void {
       const store = openStoreFromEnv(o.store);
       const spec = await readRunSpec(store, o.run);
       const manifests = await Promise.all((await listSeqs(store, o.run)).map((seq) => readManifest(store, o.run, seq)));
+      const candidates = candidateUnits(spec.base.nLayers, spec.config.embedHead);
+      const frequency = trainingFrequency(manifests);
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ spec, chunks: manifests }, null, 2)}\n`);
+        const trained = Object.fromEntries(candidates.map((u) => [u, frequency.get(u) ?? { periods: 0, steps: 0 }]));
+        process.stdout.write(`${JSON.stringify({ spec, trained, chunks: manifests }, null, 2)}\n`);
         return;
       }
       const c = spec.config;
@@ -23,7 +28,7 @@ export function register(program: Command): void {
         `run ${spec.id}  created ${spec.createdAt}`,
         `  base ${c.base} (${spec.base.arch}, ${spec.base.nLayers} layers, sha256 ${spec.base.sha256.slice(0, 12)})`,
         `  data ${c.data} (${spec.data.examples} examples, ${spec.data.heldOut} held out)`,
-        `  γ=${c.activeLayers} K=${c.period} steps=${c.steps} batch=${c.batchSize}x${c.gradAccum} lr=${c.lr} embed/head=${c.embedHead} seed=${c.seed}`,
+        `  γ=${c.activeLayers} K=${c.period} steps=${c.steps} batch=${c.batchSize}x${c.gradAccum} lr=${c.lr} embed/head=${c.embedHead} sampler=${c.sampler} seed=${c.seed}`,
         '',
         table(
           ['seq', 'period', 'units', 'steps', 'loss', 'held-out', 'tokens', 'seconds', 'cost $'],
@@ -41,6 +46,18 @@ export function register(program: Command): void {
         ),
       ];
       const last = manifests.at(-1);
+      out.push(
+        '',
+        table(
+          ['unit', 'periods', 'steps', 'p (last draw)'],
+          candidates.map((u, i) => [
+            u,
+            String(frequency.get(u)?.periods ?? 0),
+            String(frequency.get(u)?.steps ?? 0),
+            last?.probabilities ? last.probabilities[i].toFixed(3) : '-',
+          ]),
+        ),
+      );
       out.push(
         last
           ? `\n${last.globalStep}/${c.steps} steps, ${last.totals.tokens} tokens, ${last.totals.seconds.toFixed(1)} s, $${last.totals.costUsd.toFixed(4)}`

@@ -60,6 +60,12 @@ export function layerUnit(i: number): string {
   return `layers.${i}`;
 }
 
+/** The units a period draws from, in unit order: the blocks, plus embed and head under 'sampled'. */
+export function candidateUnits(nLayers: number, embedHead: EmbedHeadMode): string[] {
+  const blocks = Array.from({ length: nLayers }, (_, i) => layerUnit(i));
+  return embedHead === 'sampled' ? ['embed', ...blocks, 'head'] : blocks;
+}
+
 /** Validates cfg once and returns the sampler it describes. */
 export function createSampler(cfg: ScheduleConfig): Sampler {
   const { nLayers, activeLayers: gamma, embedHead, probabilities, seed } = cfg;
@@ -75,9 +81,7 @@ export function createSampler(cfg: ScheduleConfig): Sampler {
     throw new ScheduleConfigError(`seed must be an integer in [0, 2^32), got ${seed}`, { seed });
   }
   const sampled = embedHead === 'sampled';
-  const candidates = sampled
-    ? ['embed', ...Array.from({ length: nLayers }, (_, i) => layerUnit(i)), 'head']
-    : Array.from({ length: nLayers }, (_, i) => layerUnit(i));
+  const candidates = candidateUnits(nLayers, embedHead);
   const what = sampled ? `the ${candidates.length} candidates (embed, ${nLayers} layers, head)` : `the ${nLayers} layers`;
   if (!Number.isInteger(gamma) || gamma < 0 || gamma > candidates.length) {
     throw new ScheduleConfigError(`activeLayers must be an integer between 0 and ${candidates.length} (${what}), got ${gamma}`, {

@@ -71,7 +71,18 @@ function checkWeights(spec: ModelSpec, weights: Map<string, Float32Array>): Map<
   return shapes;
 }
 
-export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>): Model {
+/**
+ * Sees the input x [N, in] of every projection a forward runs through `Params` (inside the
+ * forward's tidy: what it keeps, it tf.keep()s). `module` is the HF module name, `kind` tells the
+ * weight's layout: 'linear' [out, in], 'conv1d' [in, out].
+ */
+export type ProjectionProbe = (x: tf.Tensor2D, module: string, kind: 'linear' | 'conv1d') => void;
+
+export interface ModelOptions {
+  probe?: ProjectionProbe;
+}
+
+export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>, opts: ModelOptions = {}): Model {
   const shapes = checkWeights(spec, weights);
   const params = new Map<string, tf.Variable>();
   for (const [name, shape] of shapes) {
@@ -82,15 +93,20 @@ export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>)
     if (!p) throw new WeightsError(`no parameter named ${name}`, { name });
     return p;
   };
+  const { probe } = opts;
   const p: Params = {
     w,
     // A projection has a bias exactly when the spec gives it one (units.ts made the parameter).
     linear: (x, module) => {
+      probe?.(x, module, 'linear');
       const y = linear(x, w(`${module}.weight`));
       const bias = params.get(`${module}.bias`);
       return bias ? tf.add(y, bias) : y;
     },
-    conv1d: (x, module) => conv1d(x, w(`${module}.weight`), w(`${module}.bias`)),
+    conv1d: (x, module) => {
+      probe?.(x, module, 'conv1d');
+      return conv1d(x, w(`${module}.weight`), w(`${module}.bias`));
+    },
   };
   const forward = FORWARDS[spec.arch];
 

@@ -54,6 +54,8 @@ export interface ParamGroup {
 export interface StepStats {
   /** Global L2 norm of the gradients before clipping. */
   gradNorm: number;
+  /** L2 norm of each group's gradients before clipping, in the order of `groups`. */
+  groupNorms: number[];
   /** Learning rate this update used. */
   lr: number;
 }
@@ -93,6 +95,10 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
   let total = 0;
   for (const x of sq) total += x;
   const gradNorm = Math.sqrt(total);
+  // Each group's sum runs in parameter-name order too, so its norm is as reproducible as the global one.
+  const groupOf = new Map(groups.flatMap((g, i) => g.slots.map((s) => [s.name, i] as const)));
+  const groupSq = groups.map(() => 0);
+  byName.forEach((s, i) => (groupSq[groupOf.get(s.name)!] += sq[i]));
   if (!Number.isFinite(gradNorm)) {
     const bad = byName.filter((_, i) => !Number.isFinite(sq[i])).map((s) => s.name);
     throw new NonFiniteGradientError(`gradient norm is ${gradNorm} at global step ${globalStep}; non-finite gradients: ${bad.join(', ')}`, {
@@ -122,7 +128,7 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
     }
     group.step = t;
   }
-  return { gradNorm, lr };
+  return { gradNorm, groupNorms: groupSq.map(Math.sqrt), lr };
 }
 
 function checkGrads(slots: ParamSlot[], grads: Map<string, tf.Tensor>): void {

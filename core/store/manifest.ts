@@ -32,6 +32,16 @@ export interface ChunkManifest {
   createdAt: string;
   period: number;
   activeUnits: string[];
+  /**
+   * The weights the period's units were drawn from, one per candidate in unit order (the blocks,
+   * or embed, blocks, head under embedHead 'sampled'), summing to 1. Absent in manifests written
+   * before samplers.
+   */
+  probabilities?: number[];
+  /** L2 norm of each active unit's gradient before clipping, mean over this chunk's steps (absent before samplers) */
+  unitGradNorms?: Record<string, number>;
+  /** sampler 'grad-norm': each unit's moving average of its gradient norm after this chunk (core/lisa/grad-norm.ts) */
+  gradNormEma?: Record<string, number>;
   units: Record<string, UnitRef>;
   /** cursor to continue from */
   cursor: DataCursor;

@@ -3,6 +3,26 @@ import { LisaError } from '../errors.ts';
 import type { ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
 
+export const SAMPLERS = ['uniform', 'weighted', 'outlier', 'grad-norm'] as const;
+export type SamplerKind = (typeof SAMPLERS)[number];
+
+/** The sampler each sampler option belongs to; naming it for another sampler is an error. */
+const SAMPLER_OPTIONS = {
+  layerProbabilities: 'weighted',
+  outlierThreshold: 'outlier',
+  calibrationBatches: 'outlier',
+  gradNormDecay: 'grad-norm',
+  gradNormFloor: 'grad-norm',
+} as const satisfies Record<string, SamplerKind>;
+
+/** Defaults of the sampler options, filled in for the run's own sampler (docs/design-notes.md says why). */
+export const SAMPLER_DEFAULTS = {
+  outlierThreshold: 5,
+  calibrationBatches: 1,
+  gradNormDecay: 0.9,
+  gradNormFloor: 0.2,
+} as const;
+
 /**
  * What a user chooses when creating a run. One schema serves the CLI, the HTTP API (and its
  * OpenAPI document) and the stored run.json, so defaults live in exactly one place.
@@ -20,7 +40,34 @@ export const RunConfigSchema = z
     activeLayers: z.number().int().min(0).default(2).describe('γ: middle blocks trained per period'),
     period: z.number().int().positive().default(10).describe('K: steps per sampling period'),
     embedHead: z.enum(['always', 'never', 'sampled']).default('always'),
-    layerProbabilities: z.array(z.number().min(0)).optional().describe('per-block sampling weights {p_l}'),
+    sampler: z
+      .enum(SAMPLERS)
+      .optional()
+      .describe("how a period draws its blocks; default 'weighted' when layerProbabilities is given, else 'uniform'"),
+    layerProbabilities: z.array(z.number().min(0)).optional().describe("sampler 'weighted': per-block sampling weights {p_l}"),
+    outlierThreshold: z
+      .number()
+      .positive()
+      .optional()
+      .describe(`sampler 'outlier': M, an entry is an outlier above M times its block's mean |W|·‖X‖ (default ${SAMPLER_DEFAULTS.outlierThreshold})`),
+    calibrationBatches: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(`sampler 'outlier': training batches run through the base to measure ‖X‖ (default ${SAMPLER_DEFAULTS.calibrationBatches})`),
+    gradNormDecay: z
+      .number()
+      .min(0)
+      .lt(1)
+      .optional()
+      .describe(`sampler 'grad-norm': β of the per-block moving average of gradient norms (default ${SAMPLER_DEFAULTS.gradNormDecay})`),
+    gradNormFloor: z
+      .number()
+      .gt(0)
+      .max(1)
+      .optional()
+      .describe(`sampler 'grad-norm': ε, the share spread evenly so every block keeps ≥ ε/N (default ${SAMPLER_DEFAULTS.gradNormFloor})`),
     optimizerState: z.enum(['restore', 'reset']).default('restore').describe('m and v of a re-sampled unit'),
     steps: z.number().int().positive().default(100).describe('total optimizer steps of the run'),
     batchSize: z.number().int().positive().default(8),
@@ -41,7 +88,8 @@ export const RunConfigSchema = z
   .strict();
 
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
-export type RunConfig = z.output<typeof RunConfigSchema>;
+/** A parsed config: the sampler is always named, its options filled with their defaults. */
+export type RunConfig = z.output<typeof RunConfigSchema> & { sampler: SamplerKind };
 
 /** The immutable run.json: the config with its defaults applied, and what the refs resolved to. */
 export interface RunSpec {
@@ -51,6 +99,16 @@ export interface RunSpec {
   config: RunConfig;
   base: { sha256: string; arch: string; nLayers: number };
   data: { sha256: string; examples: number; heldOut: number };
+  /** sampler 'outlier': what calibration measured, one ratio D_l per block (core/lisa/outlier.ts) */
+  outlier?: OutlierCalibration;
+}
+
+export interface OutlierCalibration {
+  /** D_l per block, in block order; the draw weights p_l ∝ D_l */
+  ratios: number[];
+  /** token positions run through the base (padding excluded) */
+  tokens: number;
+  seconds: number;
 }
 
 export interface ConfigProblem {
@@ -87,7 +145,35 @@ export function parseRunConfig(input: unknown): RunConfig {
   if (!parsed.success) {
     throw new InvalidRunConfigError(parsed.error.issues.map((i) => ({ path: i.path.length ? i.path.join('.') : '(config)', message: i.message })));
   }
-  return parsed.data;
+  return withSampler(parsed.data);
+}
+
+/**
+ * Names the sampler (runs created before samplers existed have none: 'weighted' when they carry
+ * layerProbabilities, else 'uniform', which is what they drew) and fills its options' defaults.
+ * An option of another sampler, or 'weighted' without its probabilities, is INVALID_RUN_CONFIG.
+ */
+export function withSampler(config: z.output<typeof RunConfigSchema>): RunConfig {
+  const sampler = config.sampler ?? (config.layerProbabilities ? 'weighted' : 'uniform');
+  const problems: ConfigProblem[] = [];
+  for (const [option, owner] of Object.entries(SAMPLER_OPTIONS)) {
+    if (owner !== sampler && config[option as keyof typeof SAMPLER_OPTIONS] !== undefined) {
+      problems.push({ path: option, message: `belongs to sampler '${owner}', but this run's sampler is '${sampler}'` });
+    }
+  }
+  if (sampler === 'weighted' && !config.layerProbabilities) problems.push({ path: 'layerProbabilities', message: "sampler 'weighted' needs layerProbabilities" });
+  if (sampler === 'outlier' && config.embedHead === 'sampled') {
+    problems.push({ path: 'embedHead', message: "sampler 'outlier' scores blocks only; use embedHead 'always' or 'never'" });
+  }
+  if (problems.length > 0) throw new InvalidRunConfigError(problems);
+  const d = SAMPLER_DEFAULTS;
+  if (sampler === 'outlier') {
+    return { ...config, sampler, outlierThreshold: config.outlierThreshold ?? d.outlierThreshold, calibrationBatches: config.calibrationBatches ?? d.calibrationBatches };
+  }
+  if (sampler === 'grad-norm') {
+    return { ...config, sampler, gradNormDecay: config.gradNormDecay ?? d.gradNormDecay, gradNormFloor: config.gradNormFloor ?? d.gradNormFloor };
+  }
+  return { ...config, sampler };
 }
 
 export function newRunId(now: Date, random: () => number): string {
@@ -111,5 +197,6 @@ export async function readRunSpec(store: ObjectStore, runId: string): Promise<Ru
   const head = await store.head(runSpecKey(runId));
   if (!head) throw new RunNotFoundError(runId, store.url);
   const bytes = await store.get(runSpecKey(runId));
-  return JSON.parse(new TextDecoder().decode(bytes)) as RunSpec;
+  const spec = JSON.parse(new TextDecoder().decode(bytes)) as RunSpec;
+  return { ...spec, config: withSampler(spec.config) };
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { LisaError } from '../errors.ts';
-import { sampleUnits } from '../lisa/schedule.ts';
+import { observeGradNorms } from '../lisa/grad-norm.ts';
 import { adamwStep, type AdamWConfig, type ParamGroup } from '../optim/adamw.ts';
 import { createParamGroup, disposeParamGroup, readGroupState } from '../optim/state.ts';
 import { GradAccumulator } from '../optim/accumulate.ts';
@@ -26,6 +26,7 @@ import type { ModelSpec } from '../models/config.ts';
 import { materialize, type RunWeights } from './run-state.ts';
 import type { ResourceCache } from './resources.ts';
 import { openRunInputs, type Sources } from './sources.ts';
+import { chunkDraw, samplerOf } from './sampling.ts';
 import type { PreparedDataset } from '../data/index.ts';
 
 export interface StepEvent {
@@ -98,15 +99,6 @@ export function adamwConfig(run: RunSpec): AdamWConfig {
   };
 }
 
-/** The units period `period` trains, deterministic from the run's seed. */
-export function periodUnits(run: RunSpec, nLayers: number, period: number): string[] {
-  const c = run.config;
-  return sampleUnits(
-    { nLayers, activeLayers: c.activeLayers, embedHead: c.embedHead, probabilities: c.layerProbabilities, seed: c.seed },
-    period,
-  );
-}
-
 /**
  * One function invocation = (the rest of) one LISA period: read the head manifest, rebuild the
  * model from the base and the run's units, train the period's units from the data cursor, upload
@@ -131,7 +123,8 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
 
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const period = Math.floor(startStep / c.period);
-  const active = periodUnits(run, base.spec.nLayers, period);
+  const draw = chunkDraw(run, period, parent);
+  const active = draw.units;
   // Before any weight enters the engine: a model too big for its heap fails here, not mid-step.
   checkTrainingFits(base.spec, { units: active, batchSize: c.batchSize, seqLen: dataset.seqLen }, tf.getBackend(), `run '${runId}' on ${c.base}`);
   const state = await materialize(store, base.spec, base.weights, parent, new Set(active));
@@ -154,6 +147,9 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const seq = parent ? parent.seq + 1 : 0;
   const attempt = randomBytes(4).toString('hex');
   const objects: UploadedUnit[] = [];
+  const sampler = samplerOf(run);
+  let gradNormEma = parent?.gradNormEma ?? {};
+  const normSums = new Map(groups.map((g) => [g.unit, 0]));
   let tTrained: number;
   try {
     let slowestStepMs = 0;
@@ -174,6 +170,9 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
       tokens += step.tokens;
       losses.push(step.loss);
       learningRates.push(step.lr);
+      const norms = Object.fromEntries(groups.map((g, k) => [g.unit, step.groupNorms[k]]));
+      for (const g of groups) normSums.set(g.unit, normSums.get(g.unit)! + norms[g.unit]);
+      if (sampler.kind === 'grad-norm') gradNormEma = observeGradNorms(gradNormEma, norms, sampler.decay);
       slowestStepMs = Math.max(slowestStepMs, now() - tStep);
       opts.onStep?.({
         step: startStep + i + 1,
@@ -219,6 +218,9 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     createdAt: new Date(tUploaded).toISOString(),
     period,
     activeUnits: active,
+    probabilities: draw.probabilities,
+    unitGradNorms: Object.fromEntries([...normSums].map(([u, sum]) => [u, sum / losses.length])),
+    ...(sampler.kind === 'grad-norm' ? { gradNormEma } : {}),
     units,
     cursor,
     startStep,
@@ -259,6 +261,8 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
 interface StepResult {
   loss: number;
   lr: number;
+  /** gradient norm of each group, in the order of `groups` */
+  groupNorms: number[];
   tokens: number;
   cursor: Cursor;
 }
@@ -304,8 +308,8 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
     }
     const summed = acc.take();
     try {
-      const { lr } = adamwStep(cfg, groups, summed, globalStep);
-      return { loss, lr, tokens, cursor };
+      const { lr, groupNorms } = adamwStep(cfg, groups, summed, globalStep);
+      return { loss, lr, groupNorms, tokens, cursor };
     } finally {
       tf.dispose([...summed.values()]);
     }

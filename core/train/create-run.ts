@@ -1,8 +1,10 @@
 import { randomInt } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.ts';
 import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
-import { createSampler } from '../lisa/schedule.ts';
+import { drawPeriod } from '../lisa/samplers.ts';
+import { calibrateOutliers } from './calibrate.ts';
 import type { ResourceCache } from './resources.ts';
+import { samplerOf, scheduleOf } from './sampling.ts';
 import type { Sources } from './sources.ts';
 
 export interface CreateRunOptions {
@@ -16,7 +18,8 @@ export interface CreateRunOptions {
 
 /**
  * Validates everything a chunk will need — the config, the base, the data with its field
- * mapping, the schedule — before claiming the run id, so a bad run fails here and not on a GPU.
+ * mapping, the schedule and its sampler — before claiming the run id, so a bad run fails here and
+ * not on a GPU. Sampler 'outlier' calibrates here, once, and run.json keeps its ratios.
  */
 export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
   const config = parseRunConfig(opts.input);
@@ -26,7 +29,6 @@ export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
   if (config.activeLayers > base.spec.nLayers) {
     throw new InvalidRunConfigError([{ path: 'activeLayers', message: `γ=${config.activeLayers} exceeds the base's ${base.spec.nLayers} layers` }]);
   }
-  createSampler({ nLayers: base.spec.nLayers, activeLayers: config.activeLayers, embedHead: config.embedHead, probabilities: config.layerProbabilities, seed: config.seed });
   const data = await opts.sources.prepareData(config, base);
   const spec: RunSpec = {
     version: 1,
@@ -36,6 +38,20 @@ export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
     base: { sha256: base.sha256, arch: base.spec.arch, nLayers: base.spec.nLayers },
     data: { sha256: data.sha256, examples: data.dataset.train.length, heldOut: data.dataset.heldOut.length },
   };
+  if (config.sampler === 'outlier') {
+    const threshold = config.outlierThreshold!;
+    spec.outlier = calibrateOutliers(base, data.dataset, { batches: config.calibrationBatches!, batchSize: config.batchSize, threshold });
+    const positive = spec.outlier.ratios.filter((r) => r > 0).length;
+    if (positive < config.activeLayers) {
+      throw new InvalidRunConfigError([
+        {
+          path: 'outlierThreshold',
+          message: `at M=${threshold} only ${positive} of ${base.spec.nLayers} blocks have outlier entries (ratios ${spec.outlier.ratios.join(', ')}); γ=${config.activeLayers} needs ${config.activeLayers}: lower M`,
+        },
+      ]);
+    }
+  }
+  drawPeriod(scheduleOf(spec), samplerOf(spec), 0);
   await putRunSpec(opts.store, spec);
   return spec;
 }

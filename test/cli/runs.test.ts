@@ -41,8 +41,14 @@ describe('lisa run create / chunk / status / generate / gc', () => {
     const chain = JSON.parse(status.stdout);
     expect(chain.chunks.map((c: { seq: number }) => c.seq)).toEqual([0, 1]);
     expect(chain.chunks[1].totals.steps).toBe(4);
+    // how often each block trained: one block per period, two periods of two steps
+    const trained = Object.values(chain.trained as Record<string, { periods: number; steps: number }>);
+    expect(trained).toHaveLength(5);
+    expect(trained.reduce((n, f) => n + f.periods, 0)).toBe(2);
+    expect(trained.reduce((n, f) => n + f.steps, 0)).toBe(4);
     const table = lisa('status', '--store', store, '--run', 'cli-run');
     expect(table.stdout).toContain('seq  period  units');
+    expect(table.stdout).toMatch(/\nunit {6}periods {2}steps {2}p \(last draw\)\nlayers\.0 {2}\d {8}\d {6}0\.200\n/);
     expect(table.stdout.trimEnd().split('\n').at(-1)).toMatch(/^4\/4 steps, \d+ tokens, [\d.]+ s, \$[\d.]+$/);
 
     const done = lisa('chunk', '--store', store, '--run', 'cli-run');
@@ -67,5 +73,7 @@ describe('lisa run create / chunk / status / generate / gc', () => {
     expect(verbose.stderr).toMatch(/^error RUN_NOT_FOUND: .*\nRunNotFoundError: .*\n {4}at /);
     const bad = lisa('run', 'create', '--store', store, '--base', 'models/stories260K', '--data', data, '--layers', '9', '--fields', 'question,answer');
     expect([bad.code, bad.stderr]).toEqual([1, "error INVALID_RUN_CONFIG: invalid run config: activeLayers: γ=9 exceeds the base's 5 layers\n"]);
+    const wrong = lisa('run', 'create', '--store', store, '--base', 'models/stories260K', '--data', data, '--fields', 'question,answer', '--sampler', 'grad-norm', '--outlier-threshold', '3');
+    expect([wrong.code, wrong.stderr]).toEqual([1, "error INVALID_RUN_CONFIG: invalid run config: outlierThreshold: belongs to sampler 'outlier', but this run's sampler is 'grad-norm'\n"]);
   });
 });

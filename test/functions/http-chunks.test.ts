@@ -208,6 +208,12 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
     expect(missingData.json.error.message).toBe(`cannot read ${h.dir}/missing.jsonl: it does not exist`);
     const tooMany = await h.createRun(a, { activeLayers: 9 });
     expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'INVALID_RUN_CONFIG']);
+    const wrongOption = await h.createRun(a, { sampler: 'uniform', gradNormFloor: 0.5 });
+    expect([wrongOption.status, wrongOption.json.error.code, wrongOption.json.error.message]).toEqual([
+      400,
+      'INVALID_RUN_CONFIG',
+      "invalid run config: gradNormFloor: belongs to sampler 'grad-norm', but this run's sampler is 'uniform'",
+    ]);
     expect(await h.seqs(id)).toEqual([]);
     await healthy(a);
   });

@@ -14,12 +14,12 @@ describe.each(BACKENDS)('HTTP flow ($name store)', (backend) => {
   afterAll(() => h.close());
 
   it('create -> 3 chunks -> status, chunk list, export, composition, metrics', async () => {
-    const created = await h.createRun(server, { seed: 7 });
+    const created = await h.createRun(server, { seed: 7, sampler: 'grad-norm' });
     expect(created.status).toBe(201);
     const spec = RunSpecSchema.strict().parse(created.json);
     expect(spec.id).toMatch(/^run-\d{14}-[0-9a-f]{6}$/);
     expect(created.headers.get('location')).toBe(`/v1/runs/${spec.id}`);
-    expect(spec.config).toMatchObject({ ...TINY_RUN, base: MODEL_DIR, data: h.data, seed: 7, lr: 3e-4, schedule: 'cosine' });
+    expect(spec.config).toMatchObject({ ...TINY_RUN, base: MODEL_DIR, data: h.data, seed: 7, lr: 3e-4, schedule: 'cosine', sampler: 'grad-norm', gradNormFloor: 0.2 });
     expect(spec.base).toMatchObject({ arch: 'llama', nLayers: 5 });
     expect(spec.data).toMatchObject({ examples: 6, heldOut: 0 });
 
@@ -44,9 +44,14 @@ describe.each(BACKENDS)('HTTP flow ($name store)', (backend) => {
       expect(c.losses.every(Number.isFinite)).toBe(true);
       // embed and head every chunk, plus one sampled block (activeLayers 1)
       expect(c.activeUnits).toEqual(['embed', expect.stringMatching(/^layers\.[0-4]$/), 'head']);
+      expect(c.probabilities).toHaveLength(5);
+      expect(Object.keys(c.unitGradNorms!).sort()).toEqual([...c.activeUnits].sort());
       expect(c.costUsd).toBeCloseTo((c.seconds.wall * 7.2) / 3600, 12);
       expect(c.bytes.out).toBeGreaterThan(0);
     }
+    // grad-norm: period 0 draws uniformly, later periods from the gradient norms seen so far
+    for (const p of chunks[0].probabilities!) expect(p).toBeCloseTo(0.2, 15);
+    expect(chunks[1].probabilities).not.toEqual(chunks[0].probabilities);
     const last = chunks[2];
     expect(last.totals.steps).toBe(6);
     expect(last.totals.tokens).toBe(chunks.reduce((n, c) => n + c.tokens, 0));

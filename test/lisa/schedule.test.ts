@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createSampler, sampleUnits, ScheduleConfigError, type ScheduleConfig } from '../../core/lisa/schedule.ts';
+import { inclusion, tolerance } from './inclusion.ts';
 
 const base: ScheduleConfig = { nLayers: 8, activeLayers: 2, embedHead: 'always', seed: 42 };
 const PERIODS = 10_000;
+const tol = (p: number) => tolerance(p, PERIODS);
 
 /** Per-unit counts over periods 0..PERIODS-1. */
 function frequencies(cfg: ScheduleConfig): Map<string, number> {
@@ -10,29 +12,6 @@ function frequencies(cfg: ScheduleConfig): Map<string, number> {
   const counts = new Map<string, number>();
   for (let p = 0; p < PERIODS; p++) for (const u of s.sample(p)) counts.set(u, (counts.get(u) ?? 0) + 1);
   return counts;
-}
-
-/** 5 binomial standard deviations of a frequency estimated from PERIODS draws. */
-const tol = (p: number) => 5 * Math.sqrt((p * (1 - p)) / PERIODS);
-
-/** Exact inclusion probabilities of successive weighted sampling, by enumerating draw orders. */
-function inclusion(weights: number[], gamma: number): number[] {
-  const pi = new Array(weights.length).fill(0);
-  const walk = (w: number[], k: number, prob: number, chosen: number[]) => {
-    if (k === 0) {
-      for (const i of chosen) pi[i] += prob;
-      return;
-    }
-    const total = w.reduce((a, b) => a + b, 0);
-    w.forEach((x, i) => {
-      if (x === 0) return;
-      const rest = [...w];
-      rest[i] = 0;
-      walk(rest, k - 1, (prob * x) / total, [...chosen, i]);
-    });
-  };
-  walk(weights, gamma, 1, []);
-  return pi;
 }
 
 describe('sampleUnits', () => {

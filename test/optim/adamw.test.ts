@@ -105,6 +105,8 @@ describe('adamwStep', () => {
     const grads = new Map([['a', tf.tensor([[3 * 2 ** 20, 0]])], ['b', tf.tensor([[4 * 2 ** 20]])]]);
     const stats = adamwStep({ ...cfg, maxGradNorm: 1 }, [a, b], grads, 0);
     expect(stats.gradNorm).toBe(5 * 2 ** 20);
+    // Per-group norms come from the same squared sums, before clipping.
+    expect(stats.groupNorms).toEqual([3 * 2 ** 20, 4 * 2 ** 20]);
     const scale = 1 / (5 * 2 ** 20 + 1e-6);
     expectClose(values(a.slots[0].m), [0.1 * 3 * 2 ** 20 * scale, 0], 1e-7);
     expectClose(values(b.slots[0].m), [0.1 * 4 * 2 ** 20 * scale], 1e-7);
@@ -198,7 +200,7 @@ describe('adamwStep', () => {
 
   it('steps a group without parameters as a no-op with gradient norm 0', () => {
     const empty: ParamGroup = { unit: 'head', slots: [], step: 3 };
-    expect(adamwStep(cfg, [empty], new Map(), 0)).toEqual({ gradNorm: 0, lr: 1e-2 });
+    expect(adamwStep(cfg, [empty], new Map(), 0)).toEqual({ gradNorm: 0, groupNorms: [0], lr: 1e-2 });
     expect(empty.step).toBe(4);
   });
 

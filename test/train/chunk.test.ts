@@ -8,33 +8,20 @@ import { readRunSpec, type RunConfigInput, type RunSpec } from '../../core/store
 import { unitsPrefix } from '../../core/store/keys.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { createRun } from '../../core/train/create-run.ts';
-import { periodUnits, runChunk } from '../../core/train/chunk.ts';
+import { runChunk } from '../../core/train/chunk.ts';
 import { materialize } from '../../core/train/run-state.ts';
-import { bytesOf, fsStore, newSources, qaLines, referenceLoop, smallLlama, storeKinds, writeBase, writeData } from './harness.ts';
+import { bytesOf, fsStore, newSources, qaLines, smallLlama, storeKinds, tinyRun, writeData, writeTinyRunInputs } from './harness.ts';
+import { periodUnits, referenceLoop } from './reference.ts';
 
 let baseDir: string;
 let dataFile: string;
 
 beforeAll(async () => {
   await initEngine({ backend: 'cpu' });
-  baseDir = await writeBase(smallLlama);
-  dataFile = await writeData(qaLines(40));
+  ({ baseDir, dataFile } = await writeTinyRunInputs());
 });
 
-const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => ({
-  base: baseDir,
-  data: dataFile,
-  fields: ['question', 'answer'],
-  seqLen: 48,
-  activeLayers: 2,
-  period: 3,
-  steps: 12,
-  batchSize: 3,
-  lr: 1e-2,
-  warmupSteps: 2,
-  seed: 5,
-  ...over,
-});
+const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => tinyRun(baseDir, dataFile, over);
 
 for (const kind of storeKinds('chunks')) {
   describe(`chunks on the ${kind.name} store`, () => {
@@ -87,7 +74,7 @@ for (const kind of storeKinds('chunks')) {
       const touched = new Set<string>();
       for (const seq of await listSeqs(store, run.id)) {
         const m = await readManifest(store, run.id, seq);
-        expect(m.activeUnits).toEqual(periodUnits(run, smallLlama.nLayers, seq));
+        expect(m.activeUnits).toEqual(periodUnits(run, seq));
         const written = keys.filter((k) => k.includes(`/${String(seq).padStart(8, '0')}-`)).map((k) => k.slice(unitsPrefix(run.id).length).split('/')[0]);
         expect(written.sort()).toEqual([...m.activeUnits].sort());
         for (const u of m.activeUnits) {
@@ -113,7 +100,7 @@ for (const kind of storeKinds('chunks')) {
         await runChunk({ store: restore.store, runId: restore.run.id, ...newSources() });
         await runChunk({ store: reset.store, runId: reset.run.id, ...newSources() });
       }
-      const periods = [0, 1, 2, 3].map((p) => periodUnits(restore.run, smallLlama.nLayers, p));
+      const periods = [0, 1, 2, 3].map((p) => periodUnits(restore.run, p));
       const count = (u: string) => periods.filter((units) => units.includes(u)).length;
       const base = await loadBaseDir(baseDir);
       const a = await materialize(restore.store, smallLlama, base.weights, await headManifest(restore.store, restore.run.id), new Set());

@@ -19,7 +19,8 @@ import { createRun } from '../../core/train/create-run.ts';
 import { runChunk } from '../../core/train/chunk.ts';
 import { materialize } from '../../core/train/run-state.ts';
 import { FAMILIES, familyDir } from '../models/families.ts';
-import { bytesOf, fsStore, newSources, referenceLoop, tempDir, writeData } from './harness.ts';
+import { bytesOf, fsStore, newSources, tempDir, writeData } from './harness.ts';
+import { referenceLoop } from './reference.ts';
 
 let data: string;
 

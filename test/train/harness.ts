@@ -1,20 +1,14 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelSpec } from '../../core/models/config.ts';
-import { createModel, randomWeights } from '../../core/models/model.ts';
-import { unitOf } from '../../core/models/units.ts';
-import { nextBatch } from '../../core/data/index.ts';
-import { adamwStep } from '../../core/optim/adamw.ts';
-import { createParamGroup, disposeParamGroup, readGroupState, type GroupState } from '../../core/optim/state.ts';
-import type { RunSpec } from '../../core/store/run-spec.ts';
-import { adamwConfig, periodUnits } from '../../core/train/chunk.ts';
+import type { RunConfigInput } from '../../core/store/run-spec.ts';
+import { randomWeights } from '../../core/models/model.ts';
 import { saveModelDir } from '../../core/models/load.ts';
 import { openStore } from '../../core/store/open.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { ResourceCache } from '../../core/train/resources.ts';
-import { createSources, openRunInputs, type Sources } from '../../core/train/sources.ts';
+import { createSources, type Sources } from '../../core/train/sources.ts';
 import { s3TestUrl } from '../store/s3-env.ts';
 
 export const repoPath = (p: string): string => new URL(`../../${p}`, import.meta.url).pathname;
@@ -62,6 +56,29 @@ export function qaLines(n: number): string[] {
   );
 }
 
+/** A base of `smallLlama` and 40 lines of data, the inputs of `tinyRun`. */
+export async function writeTinyRunInputs(): Promise<{ baseDir: string; dataFile: string }> {
+  return { baseDir: await writeBase(smallLlama), dataFile: await writeData(qaLines(40)) };
+}
+
+/** The run the chunk suites train: 4 blocks, γ=2, K=3, 12 steps of 3 examples. */
+export function tinyRun(base: string, data: string, over: Partial<RunConfigInput> = {}): RunConfigInput {
+  return {
+    base,
+    data,
+    fields: ['question', 'answer'],
+    seqLen: 48,
+    activeLayers: 2,
+    period: 3,
+    steps: 12,
+    batchSize: 3,
+    lr: 1e-2,
+    warmupSteps: 2,
+    seed: 5,
+    ...over,
+  };
+}
+
 export interface StoreKind {
   name: string;
   open: () => Promise<ObjectStore>;
@@ -87,43 +104,3 @@ export function newSources(): { sources: Sources; cache: ResourceCache } {
 }
 
 export const bytesOf = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-
-/**
- * The same LISA schedule as one uninterrupted process: one model, all AdamW state kept in memory,
- * no store. Returns the final weights and every trained unit's state.
- */
-export async function referenceLoop(run: RunSpec, steps: number) {
-  const { sources, cache } = newSources();
-  const { base, dataset } = await openRunInputs(run, sources, cache);
-  const model = createModel(base.spec, base.weights);
-  const states = new Map<string, GroupState>();
-  const cfg = adamwConfig(run);
-  let cursor = { epoch: 0, index: 0 };
-  for (let step = 0; step < steps; step++) {
-    const active = periodUnits(run, base.spec.nLayers, Math.floor(step / run.config.period));
-    const groups = active.map((u) =>
-      createParamGroup(
-        u,
-        [...model.params].filter(([n]) => unitOf(base.spec, n) === u),
-        run.config.optimizerState === 'restore' ? states.get(u) : step % run.config.period === 0 ? undefined : states.get(u),
-      ),
-    );
-    const batch = nextBatch(dataset, cursor, run.config.batchSize);
-    cursor = batch.cursor;
-    const vars = groups.flatMap((g) => g.slots.map((s) => s.param));
-    const hf = new Map(groups.flatMap((g) => g.slots.map((s) => [s.param.name, s.name] as const)));
-    const { value, grads } = tf.variableGrads(
-      () => model.loss(tf.tensor2d(batch.tokens, undefined, 'int32'), tf.tensor2d(batch.targets, undefined, 'int32'), tf.tensor2d(batch.mask)),
-      vars,
-    );
-    adamwStep(cfg, groups, new Map(Object.entries(grads).map(([k, g]) => [hf.get(k)!, g])), step);
-    tf.dispose([value, ...Object.values(grads)]);
-    for (const g of groups) {
-      states.set(g.unit, await readGroupState(g));
-      disposeParamGroup(g);
-    }
-  }
-  const weights = new Map([...model.params].map(([n, v]) => [n, v.dataSync() as Float32Array]));
-  model.dispose();
-  return { weights, states, base };
-}
