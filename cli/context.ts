@@ -18,7 +18,7 @@ const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 export async function engineFromEnv(quiet = false): Promise<BackendName> {
   const wanted = process.env.LISA_BACKEND;
   if (wanted !== undefined && !BACKENDS.includes(wanted as BackendName)) {
-    throw new LisaError('INVALID_BACKEND', `LISA_BACKEND=${wanted}: expected one of ${BACKENDS.join(', ')}`);
+    throw new LisaError('ENGINE_BACKEND_INVALID', `LISA_BACKEND=${wanted}: expected one of ${BACKENDS.join(', ')}`);
   }
   return initEngine({ backend: wanted as BackendName | undefined, log: quiet ? undefined : (m) => process.stderr.write(`${m}\n`) });
 }

@@ -15,7 +15,7 @@ import type { ResourceCache } from '../core/train/resources.ts';
 import type { Sources } from '../core/train/sources.ts';
 import { bearerToken, tenantOfToken, type TokenEntry } from './auth.ts';
 import { ChunkRunner, type ChunkLimits } from './chunks.ts';
-import { errorBody, internalErrorBody, InvalidRequestError, NotReadyError, statusOf, UnauthorizedError } from './errors.ts';
+import { errorBody, internalErrorBody, InvalidRequestError, NotReadyError, STATUS, UnauthorizedError } from './errors.ts';
 import { checkIdempotencyKey, IdempotencyInProgressError } from './idempotency.ts';
 import type { Metrics } from './metrics.ts';
 import {
@@ -69,7 +69,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 export class InvalidRefError extends LisaError {
   constructor(field: string, ref: string, allowed: string[]) {
-    super('INVALID_REF', `${field} '${ref}' is outside the allowed locations: ${allowed.join(', ')}`, { field, ref, allowed });
+    super('REF_FORBIDDEN', `${field} '${ref}' is outside the allowed locations: ${allowed.join(', ')}`, { field, ref, allowed });
   }
 }
 
@@ -144,7 +144,7 @@ export function createApp(deps: AppDeps): LisaApp {
       c.get('log').info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000), tenant: c.get('tenant') }, 'request');
     }
   });
-  app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new InvalidRequestError('PAYLOAD_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`); } }));
+  app.use('/v1/*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new InvalidRequestError('REQUEST_TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`); } }));
   app.use('/v1/*', async (c, next) => {
     const token = c.req.header(TOKEN_HEADER) ?? bearerToken(c.req.header('Authorization'));
     if (token === null) throw new UnauthorizedError('missing');
@@ -162,7 +162,7 @@ export function createApp(deps: AppDeps): LisaApp {
       deps.metrics.errors.inc({ code: 'INTERNAL' });
       return c.json(internalErrorBody(reqId), 500);
     }
-    const status = statusOf(err.code);
+    const status = STATUS[err.kind];
     deps.metrics.errors.inc({ code: err.code });
     const log = c.get('log') ?? deps.logger;
     if (status >= 500) log.error({ err, reqId }, err.message);
@@ -172,7 +172,7 @@ export function createApp(deps: AppDeps): LisaApp {
     if (status === 503) c.header('Retry-After', '5');
     return c.json(errorBody(err, reqId), status);
   });
-  app.notFound((c) => c.json(errorBody(new LisaError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), c.get('requestId')), 404));
+  app.notFound((c) => c.json(errorBody(new LisaError('ROUTE_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), c.get('requestId')), 404));
 
   const checkRefs = (tenant: string, refs: Record<string, string>): void => {
     if (deps.refPrefixes === null) return;
@@ -428,14 +428,14 @@ function validationError(issues: z.core.$ZodIssue[]): InvalidRequestError {
       ? i.keys.map((k) => ({ path: [...i.path, k].join('.'), message: 'unknown field; expected one of the documented fields' }))
       : [{ path: i.path.length ? i.path.join('.') : '(body)', message: i.message }],
   );
-  return new InvalidRequestError('INVALID_REQUEST', `invalid request: ${list.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues: list });
+  return new InvalidRequestError('REQUEST_INVALID', `invalid request: ${list.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues: list });
 }
 
 const shardBytes = (size: number | string | undefined): number | undefined => (typeof size === 'string' ? parseSize(size) : size);
 
 /** hono's own 4xx (body parsing) as stable codes; anything else stays an unexpected error. */
 function fromHttpException(err: HTTPException): Error {
-  if (err.status === 400) return new InvalidRequestError('INVALID_JSON', `request body is not valid JSON (${err.message})`);
-  if (err.status === 415) return new InvalidRequestError('UNSUPPORTED_MEDIA_TYPE', 'send the request body as application/json');
-  return err.status < 500 ? new InvalidRequestError('INVALID_REQUEST', err.message) : err;
+  if (err.status === 400) return new InvalidRequestError('REQUEST_JSON_INVALID', `request body is not valid JSON (${err.message})`);
+  if (err.status === 415) return new InvalidRequestError('REQUEST_MEDIA_TYPE_UNSUPPORTED', 'send the request body as application/json');
+  return err.status < 500 ? new InvalidRequestError('REQUEST_INVALID', err.message) : err;
 }

@@ -117,7 +117,7 @@ export class ChunkRunner {
   }
 
   /**
-   * Stops starting chunks (queued ones fail with SHUTTING_DOWN) and waits up to `timeoutMs` for
+   * Stops starting chunks (queued ones fail with SERVER_SHUTTING_DOWN) and waits up to `timeoutMs` for
    * running ones to commit. True when everything settled in time.
    */
   async drain(timeoutMs: number): Promise<boolean> {

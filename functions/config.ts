@@ -33,7 +33,7 @@ export interface ServeConfig {
 
 export class InvalidConfigError extends LisaError {
   constructor(variable: string, problem: string) {
-    super('INVALID_CONFIG', `${variable}: ${problem}`, { variable });
+    super('SERVER_CONFIG_INVALID', `${variable}: ${problem}`, { variable });
   }
 }
 

@@ -60,7 +60,7 @@ export class IdempotencyInProgressError extends LisaError {
 
 export class InvalidIdempotencyKeyError extends LisaError {
   constructor() {
-    super('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1-255 visible ASCII characters');
+    super('IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
   }
 }
 

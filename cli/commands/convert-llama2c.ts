@@ -27,7 +27,7 @@ async function readInput(path: string): Promise<Uint8Array> {
     return new Uint8Array(await readFile(path));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR') throw new LisaError('INPUT_NOT_FOUND', `${path}: ${code === 'ENOENT' ? 'no such file' : 'is a directory, expected a file'}`);
+    if (code === 'ENOENT' || code === 'EISDIR') throw new LisaError('REF_NOT_FOUND', `${path}: ${code === 'ENOENT' ? 'no such file' : 'is a directory, expected a file'}`);
     throw err;
   }
 }

@@ -66,7 +66,7 @@ interface GenerateArgs {
 
 export class GenerateSourceError extends LisaError {
   constructor() {
-    super('GENERATE_SOURCE', 'lisa generate needs either --model DIR or --store URL --run ID (optionally --at SEQ), not both');
+    super('GENERATE_SOURCE_INVALID', 'lisa generate needs either --model DIR or --store URL --run ID (optionally --at SEQ), not both');
   }
 }
 

@@ -3,7 +3,7 @@ import { LisaError } from '../errors.ts';
 /** A JSONL line that is not a JSON object. */
 export class DatasetParseError extends LisaError {
   constructor(source: string, line: number, what: string, cause?: unknown) {
-    super('DATA_BAD_LINE', `${source}:${line}: ${what}; expected one JSON object per line`, { source, line }, { cause });
+    super('DATA_LINE_INVALID', `${source}:${line}: ${what}; expected one JSON object per line`, { source, line }, { cause });
   }
 }
 
@@ -44,6 +44,6 @@ export class UnknownFormatError extends LisaError {
 /** A data option outside its domain: field mapping, template, lengths, batch size, cursor. */
 export class DataConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('DATA_CONFIG', message, details);
+    super('DATA_CONFIG_INVALID', message, details);
   }
 }

@@ -47,7 +47,7 @@ export interface Sampler {
 
 export class ScheduleConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('SCHEDULE_CONFIG', message, details);
+    super('SCHEDULE_CONFIG_INVALID', message, details);
   }
 }
 

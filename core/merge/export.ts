@@ -40,7 +40,7 @@ export class DeltaBaseMismatchError extends LisaError {
   }
 }
 
-/** A location or size an export cannot use: codes EXPORT_NO_STORE, EXPORT_BAD_OUTPUT, EXPORT_BAD_SIZE. */
+/** A location or size an export cannot use: codes EXPORT_STORE_MISSING, EXPORT_OUTPUT_INVALID, EXPORT_SIZE_INVALID. */
 export class ExportArgumentError extends LisaError {}
 
 export class InvalidDeltaError extends LisaError {
@@ -181,7 +181,7 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
 async function singleFileOutput(out: string, openStore?: (url: string) => ObjectStore): Promise<{ url: string; sink: AbortableSink; commit(): Promise<void>; abort(): Promise<void> }> {
   if (out.startsWith('s3://')) {
     const slash = out.lastIndexOf('/');
-    if (slash <= 's3://'.length) throw new ExportArgumentError('EXPORT_BAD_OUTPUT', `delta output ${out}: expected s3://bucket/key`, { out });
+    if (slash <= 's3://'.length) throw new ExportArgumentError('EXPORT_OUTPUT_INVALID', `delta output ${out}: expected s3://bucket/key`, { out });
     const store = requireOpener(openStore, out)(out.slice(0, slash));
     const key = out.slice(slash + 1);
     if (await store.head(key)) throw new OutputExistsError(out, 'an object');
@@ -210,7 +210,7 @@ async function singleFileOutput(out: string, openStore?: (url: string) => Object
 }
 
 function requireOpener(openStore: ((url: string) => ObjectStore) | undefined, url: string): (url: string) => ObjectStore {
-  if (!openStore) throw new ExportArgumentError('EXPORT_NO_STORE', `cannot use ${url}: no store opener was given for s3:// locations`, { url });
+  if (!openStore) throw new ExportArgumentError('EXPORT_STORE_MISSING', `cannot use ${url}: no store opener was given for s3:// locations`, { url });
   return openStore;
 }
 
@@ -390,7 +390,7 @@ export function parseSize(text: string): number {
   const scale: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
   const bytes = m ? Math.floor(Number(m[1]) * scale[m[2].toLowerCase()]) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new ExportArgumentError('EXPORT_BAD_SIZE', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`, { size: text });
+    throw new ExportArgumentError('EXPORT_SIZE_INVALID', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`, { size: text });
   }
   return bytes;
 }

@@ -31,7 +31,7 @@ export type MergeMethod = (typeof MERGE_METHODS)[number];
 
 export class MergeParameterError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('MERGE_INVALID_PARAMETERS', message, details);
+    super('MERGE_PARAMETERS_INVALID', message, details);
   }
 }
 

@@ -32,7 +32,7 @@ export const SUPPORTED_ARCHITECTURES: Readonly<Record<Arch, string>> = {
 
 export class ConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('CONFIG_INVALID', message, details);
+    super('MODEL_CONFIG_INVALID', message, details);
   }
 }
 
@@ -42,7 +42,7 @@ export class UnsupportedArchitectureError extends LisaError {
       .map(([type, cls]) => `${cls} (model_type "${type}")`)
       .join(', ');
     super(
-      'UNSUPPORTED_ARCHITECTURE',
+      'MODEL_ARCHITECTURE_UNSUPPORTED',
       `${where}: unsupported architecture: architectures=${JSON.stringify(found.architectures ?? null)}, ` +
         `model_type=${JSON.stringify(found.modelType ?? null)}; supported: ${supported}`,
       { where, ...found, supported: Object.values(SUPPORTED_ARCHITECTURES) },

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LisaError } from '../errors.ts';
+import { LisaError, type ErrorCode } from '../errors.ts';
 import { decodeFloats, isFloatDtype } from '../tensors/dtypes.ts';
 import { readHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry, type TensorInfo, writeSafetensors } from '../tensors/safetensors.ts';
 import { type ByteSource, fileSink, fileSource, readAhead } from '../tensors/source.ts';
@@ -24,10 +24,9 @@ export interface BaseModel {
   dir: string;
 }
 
-export type ModelDirErrorCode = 'MODEL_FILE_MISSING' | 'MODEL_FILE_INVALID' | 'MODEL_INDEX_INVALID' | 'MODEL_TENSORS_MISMATCH' | 'MODEL_OUT_DIR_NOT_EMPTY';
 
 export class ModelDirError extends LisaError {
-  constructor(code: ModelDirErrorCode, message: string, details?: Record<string, unknown>) {
+  constructor(code: Extract<ErrorCode, 'MODEL_FILE_MISSING' | 'MODEL_FILE_INVALID' | 'MODEL_INDEX_INVALID' | 'MODEL_TENSORS_MISMATCH' | 'MODEL_OUT_DIR_NOT_EMPTY'>, message: string, details?: Record<string, unknown>) {
     super(code, message, details);
   }
 }

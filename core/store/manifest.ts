@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LisaError } from '../errors.ts';
-import type { ObjectStore } from './object-store.ts';
+import { getJson, type ObjectStore } from './object-store.ts';
 import { chunksPrefix, manifestKey, seqOfManifestKey } from './keys.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
@@ -68,7 +68,7 @@ export class ManifestNotFoundError extends LisaError {
 
 export class CorruptObjectError extends LisaError {
   constructor(key: string, expected: string, actual: string) {
-    super('CORRUPT_OBJECT', `object ${key} does not match its recorded sha256 (expected ${expected}, got ${actual})`, {
+    super('STORE_OBJECT_CORRUPT', `object ${key} does not match its recorded sha256 (expected ${expected}, got ${actual})`, {
       key,
       expected,
       actual,
@@ -85,9 +85,7 @@ export async function listSeqs(store: ObjectStore, runId: string): Promise<numbe
 }
 
 export async function readManifest(store: ObjectStore, runId: string, seq: number): Promise<ChunkManifest> {
-  const key = manifestKey(runId, seq);
-  if (!(await store.head(key))) throw new ManifestNotFoundError(runId, seq);
-  return JSON.parse(new TextDecoder().decode(await store.get(key))) as ChunkManifest;
+  return getJson<ChunkManifest>(store, manifestKey(runId, seq), () => new ManifestNotFoundError(runId, seq));
 }
 
 /** The latest committed manifest, or null for a run with no chunk yet. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LisaError } from '../errors.ts';
-import type { ObjectStore } from './object-store.ts';
+import { getJson, type ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
 
 /**
@@ -59,7 +59,7 @@ export interface ConfigProblem {
 
 export class InvalidRunConfigError extends LisaError {
   constructor(problems: ConfigProblem[]) {
-    super('INVALID_RUN_CONFIG', `invalid run config: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, { problems });
+    super('RUN_CONFIG_INVALID', `invalid run config: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, { problems });
   }
 }
 
@@ -77,7 +77,7 @@ export class RunExistsError extends LisaError {
 
 export class InvalidRunIdError extends LisaError {
   constructor(runId: string) {
-    super('INVALID_RUN_ID', `invalid run id '${runId}': expected 1-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit`);
+    super('RUN_ID_INVALID', `invalid run id '${runId}': expected 1-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit`);
   }
 }
 
@@ -107,8 +107,5 @@ export async function putRunSpec(store: ObjectStore, spec: RunSpec): Promise<voi
 
 export async function readRunSpec(store: ObjectStore, runId: string): Promise<RunSpec> {
   checkRunId(runId);
-  const head = await store.head(runSpecKey(runId));
-  if (!head) throw new RunNotFoundError(runId, store.url);
-  const bytes = await store.get(runSpecKey(runId));
-  return JSON.parse(new TextDecoder().decode(bytes)) as RunSpec;
+  return getJson<RunSpec>(store, runSpecKey(runId), () => new RunNotFoundError(runId, store.url));
 }

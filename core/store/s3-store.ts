@@ -142,21 +142,21 @@ export class S3Store implements ObjectStore {
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ?? '';
     if (this.prefix !== '' && !this.prefix.endsWith('/')) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 key prefix '${this.prefix}' must be empty or end with '/'`, { prefix: this.prefix });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 key prefix '${this.prefix}' must be empty or end with '/'`, { prefix: this.prefix });
     }
     this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix.slice(0, -1)}` : ''}`;
     this.partSize = opts.partSize ?? 8 * MiB;
     if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 part size ${this.partSize} is below S3's minimum of ${MIN_PART} bytes (5 MiB)`, { partSize: this.partSize });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 part size ${this.partSize} is below S3's minimum of ${MIN_PART} bytes (5 MiB)`, { partSize: this.partSize });
     }
     const concurrency = opts.concurrency ?? 8;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 concurrency ${concurrency} must be a positive integer`, { concurrency });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 concurrency ${concurrency} must be a positive integer`, { concurrency });
     }
     this.queue = new PQueue({ concurrency });
     this.streamParts = opts.streamParts ?? Math.min(4, concurrency);
     if (!Number.isSafeInteger(this.streamParts) || this.streamParts < 1) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 stream parts ${this.streamParts} must be a positive integer`, { streamParts: this.streamParts });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 stream parts ${this.streamParts} must be a positive integer`, { streamParts: this.streamParts });
     }
     this.retry = { attempts: 6, baseMs: 100, capMs: 5000, ...opts.retry };
     this.log = opts.log ?? (() => undefined);
@@ -202,13 +202,13 @@ export class S3Store implements ObjectStore {
     const status = statusOf(err);
     if (key !== undefined && (name === 'NoSuchKey' || (op === 'head' && status === 404))) return new NotFoundError(this.url, key, { cause: err });
     if (name === 'NoSuchBucket') {
-      return new StoreError('STORE_NO_BUCKET', `bucket '${this.bucket}' of store ${this.url} does not exist (or is not visible at this endpoint)`, { store: this.url, bucket: this.bucket }, { cause: err });
+      return new StoreError('STORE_BUCKET_NOT_FOUND', `bucket '${this.bucket}' of store ${this.url} does not exist (or is not visible at this endpoint)`, { store: this.url, bucket: this.bucket }, { cause: err });
     }
     if (status === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(name)) {
       return new AccessDeniedError(this.url, `${op} ${key ?? ''}`.trim(), { cause: err });
     }
     if (name === 'CredentialsProviderError') {
-      return new StoreError('STORE_NO_CREDENTIALS', `no AWS credentials for store ${this.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role`, { store: this.url }, { cause: err });
+      return new StoreError('STORE_CREDENTIALS_MISSING', `no AWS credentials for store ${this.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role`, { store: this.url }, { cause: err });
     }
     const detail = `${name || (err as AwsError)?.code || 'error'}${status ? ` (HTTP ${status})` : ''}: ${(err as AwsError)?.message ?? String(err)}`;
     return new StoreError('STORE_REQUEST_FAILED', `S3 ${op} ${key ?? ''} in store ${this.url} failed: ${detail}`, { store: this.url, key, op, status }, { cause: err });

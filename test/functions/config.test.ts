@@ -55,7 +55,7 @@ describe('configFromEnv', () => {
     const other = newToken('beta');
     const c = await configFromEnv({ ...base, LISA_TOKENS_FILE: '/secrets/tokens' }, {}, async (p) => (p === '/secrets/tokens' ? `${other.line}\n` : ''));
     expect(c.tokens.map((t) => t.tenant)).toEqual(['acme', 'beta']);
-    await expect(configFromEnv({ LISA_STORE: 'x' }, {}, noFile)).rejects.toMatchObject({ code: 'INVALID_CONFIG', details: { variable: 'LISA_TOKENS' } });
+    await expect(configFromEnv({ LISA_STORE: 'x' }, {}, noFile)).rejects.toMatchObject({ code: 'SERVER_CONFIG_INVALID', details: { variable: 'LISA_TOKENS' } });
     await expect(configFromEnv({ LISA_STORE: 'x', LISA_TOKENS_FILE: '/nope' }, {}, noFile)).rejects.toThrow('LISA_TOKENS_FILE: cannot read /nope: ENOENT: no such file');
     await expect(configFromEnv({ LISA_TOKENS: tok.line }, {}, noFile)).rejects.toThrow(/^LISA_STORE: no store/);
   });

@@ -170,7 +170,7 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
 
   it('malformed input: 400 with each field path and what was expected; the server keeps serving', async () => {
     const bad = await h.request(a, 'POST', '/v1/runs', { body: { base: 3, period: 0, schedule: 'sideways', extra: true } });
-    expect([bad.status, bad.json.error.code]).toEqual([400, 'INVALID_REQUEST']);
+    expect([bad.status, bad.json.error.code]).toEqual([400, 'REQUEST_INVALID']);
     const issues = bad.json.error.details.issues as Array<{ path: string; message: string }>;
     expect(issues.map((i) => i.path).sort()).toEqual(['base', 'data', 'extra', 'period', 'schedule']);
     expect(issues.find((i) => i.path === 'base')?.message).toBe('Invalid input: expected string, received number');
@@ -181,19 +181,19 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
 
     const id = await run(a);
     const cases: Array<[string, string, { body?: unknown; raw?: string; headers?: Record<string, string> }, number, string, string?]> = [
-      ['POST', '/v1/runs', { raw: '{"base": ' }, 400, 'INVALID_JSON'],
-      ['POST', '/v1/runs', { raw: '{}', headers: { 'content-type': 'text/plain' } }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
-      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: 'soon' } }, 400, 'INVALID_REQUEST', 'deadlineSeconds'],
-      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: -1 } }, 400, 'INVALID_REQUEST', 'deadlineSeconds'],
-      ['POST', `/v1/runs/${id}/chunks`, { body: { steps: 4 } }, 400, 'INVALID_REQUEST', 'steps'],
-      ['POST', `/v1/runs/${id}/chunks`, { headers: { 'idempotency-key': 'k'.repeat(256) } }, 400, 'INVALID_IDEMPOTENCY_KEY'],
-      ['GET', `/v1/runs/${id}/chunks?limit=0`, {}, 400, 'INVALID_REQUEST', 'limit'],
-      ['GET', '/v1/runs/bad.id', {}, 400, 'INVALID_RUN_ID'],
-      ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'INVALID_RUN_ID'],
-      ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'PAYLOAD_TOO_LARGE'],
+      ['POST', '/v1/runs', { raw: '{"base": ' }, 400, 'REQUEST_JSON_INVALID'],
+      ['POST', '/v1/runs', { raw: '{}', headers: { 'content-type': 'text/plain' } }, 415, 'REQUEST_MEDIA_TYPE_UNSUPPORTED'],
+      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: 'soon' } }, 400, 'REQUEST_INVALID', 'deadlineSeconds'],
+      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: -1 } }, 400, 'REQUEST_INVALID', 'deadlineSeconds'],
+      ['POST', `/v1/runs/${id}/chunks`, { body: { steps: 4 } }, 400, 'REQUEST_INVALID', 'steps'],
+      ['POST', `/v1/runs/${id}/chunks`, { headers: { 'idempotency-key': 'k'.repeat(256) } }, 400, 'IDEMPOTENCY_KEY_INVALID'],
+      ['GET', `/v1/runs/${id}/chunks?limit=0`, {}, 400, 'REQUEST_INVALID', 'limit'],
+      ['GET', '/v1/runs/bad.id', {}, 400, 'RUN_ID_INVALID'],
+      ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'RUN_ID_INVALID'],
+      ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'REQUEST_TOO_LARGE'],
       ['POST', '/v1/runs', { body: { base: `${h.dir}/no-such-model`, data: h.data } }, 422, 'MODEL_FILE_MISSING'],
-      ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'INVALID_REQUEST', 'dtype'],
-      ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'INVALID_REQUEST', 'method'],
+      ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'REQUEST_INVALID', 'dtype'],
+      ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'REQUEST_INVALID', 'method'],
       ['GET', '/v1/runs/run-does-not-exist', {}, 404, 'RUN_NOT_FOUND'],
     ];
     for (const [method, path, opts, status, code, field] of cases) {
@@ -207,7 +207,7 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
     expect([missingData.status, missingData.json.error.code]).toEqual([422, 'REF_NOT_FOUND']);
     expect(missingData.json.error.message).toBe(`cannot read ${h.dir}/missing.jsonl: it does not exist`);
     const tooMany = await h.createRun(a, { activeLayers: 9 });
-    expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'INVALID_RUN_CONFIG']);
+    expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'RUN_CONFIG_INVALID']);
     expect(await h.seqs(id)).toEqual([]);
     await healthy(a);
   });
@@ -221,13 +221,13 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
     expect([escape.status, escape.json.error.code]).toEqual([400, 'INVALID_REF']);
   });
 
-  it('/ping says 204 while initializing and chunks wait with 503 NOT_READY', async () => {
+  it('/ping says 204 while initializing and chunks wait with 503 SERVER_NOT_READY', async () => {
     const id = await run(a);
     const cold = await h.start({ ready: false });
     const ping = await h.request(cold, 'GET', '/ping', { token: null });
     expect([ping.status, ping.text]).toEqual([204, '']);
     const early = await chunk(cold, id);
-    expect([early.status, early.json.error.code, early.headers.get('retry-after')]).toEqual([503, 'NOT_READY', '5']);
+    expect([early.status, early.json.error.code, early.headers.get('retry-after')]).toEqual([503, 'SERVER_NOT_READY', '5']);
     cold.setReady(true);
     const warm = await h.request(cold, 'GET', '/ping', { token: null });
     expect([warm.status, warm.json]).toEqual([200, { status: 'healthy' }]);

@@ -234,7 +234,7 @@ for (const kind of storeKinds('chunks')) {
       bytes[bytes.length - 1] ^= 1;
       await store.put(key, bytes);
       const err = await runChunk({ store, runId: run.id, ...newSources() }).catch((e) => e);
-      expect(err).toMatchObject({ code: 'CORRUPT_OBJECT', details: { key } });
+      expect(err).toMatchObject({ code: 'STORE_OBJECT_CORRUPT', details: { key } });
       expect(err.message).toContain(key);
       expect(await listSeqs(store, run.id)).toEqual([0]);
     });
@@ -279,7 +279,7 @@ describe('run creation', () => {
     const empty = await writeData([]);
     await expect(createRun({ store, input: config({ data: empty }), ...newSources() })).rejects.toMatchObject({ code: 'DATA_EMPTY' });
     const err = await createRun({ store, input: config({ activeLayers: 9 }), ...newSources() }).catch((e) => e);
-    expect(err.code).toBe('INVALID_RUN_CONFIG');
+    expect(err.code).toBe('RUN_CONFIG_INVALID');
     expect(err.message).toBe("invalid run config: activeLayers: γ=9 exceeds the base's 4 layers");
     expect(await store.list('')).toEqual([]);
   });
@@ -287,7 +287,7 @@ describe('run creation', () => {
   it('refuses unknown and ill-typed options with their paths', async () => {
     const store = await fsStore('create');
     const err = await createRun({ store, input: { ...config(), period: 0, lr: 'fast' } as unknown as RunConfigInput, ...newSources() }).catch((e) => e);
-    expect(err.code).toBe('INVALID_RUN_CONFIG');
+    expect(err.code).toBe('RUN_CONFIG_INVALID');
     expect(err.details.problems.map((p: { path: string }) => p.path).sort()).toEqual(['lr', 'period']);
   });
 
