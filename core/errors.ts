@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   UNIT_OBJECT_INVALID: 'integrity',
   // refs: the base, data, store and output locations a caller names (core/runs/refs.ts)
   REF_NOT_FOUND: 'unusable-ref',
+  REF_INACCESSIBLE: 'unusable-ref',
+  REF_WRONG_TYPE: 'unusable-ref',
   REF_FORBIDDEN: 'forbidden',
   // object stores (core/store)
   STORE_URL_INVALID: 'input',

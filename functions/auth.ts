@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { LisaError } from '../core/errors.ts';
+import { LisaError } from '../core/index.ts';
 
 /**
  * Bearer tokens. The server keeps only `tenant:salt:hash` lines, hash = sha256(salt || token)

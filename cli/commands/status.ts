@@ -1,7 +1,5 @@
 import { Command } from 'commander';
-import { readRunSpec } from '../../core/store/run-spec.ts';
-import { listSeqs, readManifest } from '../../core/store/manifest.ts';
-import { openStoreFromEnv } from '../context.ts';
+import { runsFromEnv } from '../context.ts';
 
 export function register(program: Command): void {
   program
@@ -11,9 +9,9 @@ export function register(program: Command): void {
     .requiredOption('--run <id>', 'run id')
     .option('--json', 'print the spec and every manifest as JSON')
     .action(async (o: { store: string; run: string; json?: boolean }) => {
-      const store = openStoreFromEnv(o.store);
-      const spec = await readRunSpec(store, o.run);
-      const manifests = await Promise.all((await listSeqs(store, o.run)).map((seq) => readManifest(store, o.run, seq)));
+      const runs = await runsFromEnv(o.store, { access: 'read' });
+      const spec = await runs.spec(o.run);
+      const manifests = (await runs.chunks(spec)).chunks;
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ spec, chunks: manifests }, null, 2)}\n`);
         return;

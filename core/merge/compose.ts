@@ -18,7 +18,7 @@ import { unitNames } from '../models/units.ts';
 import { baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { mergeTensor, MergeParameterError, type MergeMethod } from './kernels.ts';
 import { checkBase, DEFAULT_SHARD_SIZE, manifestAt, openDestination, type OutputOptions } from './export.ts';
-import { workerHasher, type Hasher } from './hashing.ts';
+import { workerHasher, type Hasher } from '../tensors/hashing.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { writeModel, type ExportSummary, type UnitOverrides } from './writer.ts';
 

@@ -23,7 +23,7 @@ import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
-import { workerHasher, type Hasher } from './hashing.ts';
+import { workerHasher, type Hasher } from '../tensors/hashing.ts';
 import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
 
 export const DELTA_FORMAT = 'lisa-delta';

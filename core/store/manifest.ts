@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { LisaError } from '../errors.ts';
 import { getJson, type ObjectStore } from './object-store.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 import { chunksPrefix, manifestKey, seqOfManifestKey } from './keys.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
@@ -75,8 +75,6 @@ export class CorruptObjectError extends LisaError {
     });
   }
 }
-
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Every committed seq of a run, ascending. */
 export async function listSeqs(store: ObjectStore, runId: string): Promise<number[]> {

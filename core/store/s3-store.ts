@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -14,6 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
 import { LisaError } from '../errors.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 import {
   AccessDeniedError,
   type ByteRange,
@@ -117,7 +117,6 @@ function isTransient(err: unknown): boolean {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * ObjectStore over S3 (AWS or compatible). All requests of one store share a p-queue of
@@ -312,67 +311,16 @@ export class S3Store implements ObjectStore {
 
   // ---- put ------------------------------------------------------------------------------------
 
+  /** One object from memory, through the streaming upload: a single PUT up to one part, multipart beyond. */
   async put(key: string, body: Uint8Array): Promise<void> {
-    const full = this.fullKey(key);
+    const sink = this.putStream(key);
     try {
-      if (body.length <= this.partSize) {
-        await this.retrying(`put ${key}`, () => {
-          this.stats.bytesOut += body.length;
-          return this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: full, Body: body }));
-        });
-      } else {
-        await this.putMultipart(key, full, body);
-      }
+      await sink.write(body);
     } catch (err) {
-      throw this.fail(err, 'put', key);
-    }
-  }
-
-  private async putMultipart(key: string, full: string, body: Uint8Array): Promise<void> {
-    const partSize = Math.max(this.partSize, Math.ceil(body.length / MAX_PARTS));
-    const created = await this.retrying(`create multipart ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: full })));
-    const uploadId = created.UploadId;
-    if (!uploadId) throw new StoreError('STORE_REQUEST_FAILED', `S3 put ${key} in store ${this.url}: CreateMultipartUpload returned no UploadId`, { store: this.url, key });
-    // After a part fails for good the others are not started: the upload is going to be aborted.
-    let failure: unknown;
-    const abandoned = new StoreError('STORE_REQUEST_FAILED', `S3 put ${key}: upload abandoned after another part failed`, {});
-    const uploads: Promise<{ ETag: string | undefined; PartNumber: number }>[] = [];
-    for (let at = 0, n = 1; at < body.length; at += partSize, n++) {
-      const part = body.subarray(at, Math.min(at + partSize, body.length));
-      uploads.push(
-        this.retrying(`put ${key} part ${n}`, async () => {
-          if (failure !== undefined) throw abandoned;
-          this.stats.bytesOut += part.length;
-          const res = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: full, UploadId: uploadId, PartNumber: n, Body: part }));
-          return { ETag: res.ETag, PartNumber: n };
-        }).catch((err: unknown) => {
-          failure ??= err;
-          throw err;
-        }),
-      );
-    }
-    // Abort only once no part is in flight: a part that finishes after the abort would be stored
-    // (and billed) with no upload to clean it up.
-    const settled = await Promise.allSettled(uploads);
-    try {
-      if (failure !== undefined) throw failure;
-      const parts = settled.map((s) => (s as PromiseFulfilledResult<{ ETag: string | undefined; PartNumber: number }>).value);
-      let tries = 0;
-      try {
-        await this.retrying(`complete multipart ${key}`, () => {
-          tries++;
-          return this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: full, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
-        });
-      } catch (err) {
-        // a retried Complete whose first try landed finds the upload gone: the object is there
-        if (!(tries > 1 && nameOf(err) === 'NoSuchUpload' && (await this.head(key))?.size === body.length)) throw err;
-      }
-    } catch (err) {
-      await this.retrying(`abort multipart ${key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: full, UploadId: uploadId }))).catch((abortErr: unknown) =>
-        this.log(`s3: could not abort multipart upload ${uploadId} of ${key}: ${nameOf(abortErr)}; a lifecycle rule for incomplete uploads will have to remove its parts`),
-      );
+      await sink.abort();
       throw err;
     }
+    await sink.close();
   }
 
   // ---- putStream ------------------------------------------------------------------------------
@@ -538,7 +486,7 @@ export class S3Store implements ObjectStore {
    */
   async createExclusive(key: string, body: Uint8Array): Promise<'created' | 'exists'> {
     const full = this.fullKey(key);
-    const mine = sha256(body);
+    const mine = sha256Hex(body);
     for (let n = 1; ; n++) {
       let err: unknown;
       try {
@@ -556,7 +504,7 @@ export class S3Store implements ObjectStore {
         if (e instanceof NotFoundError) return null;
         throw e;
       });
-      if (existing) return sha256(existing) === mine ? 'created' : 'exists';
+      if (existing) return sha256Hex(existing) === mine ? 'created' : 'exists';
       if (n >= this.retry.attempts) throw this.fail(err, 'create', key);
       const wait = this.backoffMs(n);
       this.log(`s3: create ${key} failed (${nameOf(err)} ${statusOf(err) ?? ''}) and did not land; retry ${n} in ${Math.round(wait)} ms`);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { ObjectStore } from '../store/object-store.ts';
-import { sha256Hex } from '../store/manifest.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 import type { RunConfig, RunSpec } from '../store/run-spec.ts';
 import { loadBase, loadBaseDir, type LoadOptions } from '../models/load.ts';
 import { loadTokenizerDir, loadTokenizerFiles } from '../tokenizers/index.ts';

@@ -20,7 +20,7 @@ describe('configFromEnv', () => {
       safetyMarginSeconds: 15,
       commitReserveSeconds: undefined,
       shutdownGraceSeconds: 25,
-      refPrefixes: null,
+      refPrefixes: [],
       logLevel: 'info',
       backend: undefined,
     });
@@ -63,6 +63,6 @@ describe('configFromEnv', () => {
   it('reads ref prefixes and the backend', async () => {
     const c = await configFromEnv({ ...base, LISA_REF_PREFIXES: 's3://b/bases/, s3://b/data/{tenant}/', LISA_BACKEND: 'wasm' }, {}, noFile);
     expect([c.refPrefixes, c.backend]).toEqual([['s3://b/bases/', 's3://b/data/{tenant}/'], 'wasm']);
-    await expect(configFromEnv({ ...base, LISA_BACKEND: 'cuda' }, {}, noFile)).rejects.toThrow("LISA_BACKEND: 'cuda' is not one of tensorflow, wasm, cpu");
+    await expect(configFromEnv({ ...base, LISA_BACKEND: 'cuda' }, {}, noFile)).rejects.toMatchObject({ code: 'ENGINE_BACKEND_INVALID', message: 'LISA_BACKEND=cuda: expected one of tensorflow, wasm, cpu' });
   });
 });

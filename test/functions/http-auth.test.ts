@@ -12,10 +12,10 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
     const exploding = (s: ObjectStore): ObjectStore =>
       new Proxy(s, {
         get(target, prop, receiver) {
-          if (prop === 'head') {
-            return (key: string) => {
-              if (key.startsWith('runs/kaboom/')) throw new TypeError('disk on fire under /srv/secret');
-              return target.head(key);
+          if (prop === 'get') {
+            return (key: string, range?: { offset: number; length: number }) => {
+              if (key.includes('/runs/kaboom/')) throw new TypeError('disk on fire under /srv/secret');
+              return target.get(key, range);
             };
           }
           return Reflect.get(target, prop, receiver);
@@ -57,15 +57,15 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
     expect([chunk.status, chunk.json.error.code]).toEqual([404, 'RUN_NOT_FOUND']);
     const list = await h.request(server, 'GET', `/v1/runs/${runId}/chunks`, { token: beta });
     expect(list.status).toBe(404);
-    const exp = await h.request(server, 'POST', `/v1/runs/${runId}/exports`, { token: beta, body: { out: `${h.dir}/beta-export` } });
+    const exp = await h.request(server, 'POST', `/v1/runs/${runId}/exports`, { token: beta, body: { out: h.out('beta-export', 'beta') } });
     expect(exp.status).toBe(404);
     const comp = await h.request(server, 'POST', '/v1/compositions', {
       token: beta,
-      body: { base: MODEL_DIR, runs: [{ id: runId }], method: 'linear', out: `${h.dir}/beta-composed` },
+      body: { base: MODEL_DIR, runs: [{ id: runId }], method: 'linear', out: h.out('beta-composed', 'beta') },
     });
     expect([comp.status, comp.json.error.code]).toEqual([404, 'RUN_NOT_FOUND']);
     // nothing was written for the run under beta's prefix (no idempotency record either)
-    expect(await h.root.list('tenants/beta/')).toEqual([]);
+    expect(await h.root.list('tenants/beta/runs/')).toEqual([]);
     expect((await h.request(server, 'GET', `/v1/runs/${runId}`)).status).toBe(200);
 
     // beta's own run with the same config lives under beta's prefix

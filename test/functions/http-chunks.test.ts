@@ -17,9 +17,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
 describe('chunk deadline', () => {
   const runner = (platformTimeoutSeconds: number | null, safetyMarginSeconds: number): ChunkRunner =>
     new ChunkRunner({
-      cache: undefined as never,
-      sources: undefined as never,
-      pricing: { usdPerHour: 0, accelerator: false },
+      pricing: { usdPerHour: 0 },
       limits: { platformTimeoutSeconds, safetyMarginSeconds },
       clock: Date.now,
       metrics: createMetrics(new Registry()),
@@ -138,7 +136,7 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
   });
 
   it('over budget: 402 with the amount spent, and nothing trained', async () => {
-    const pricey = await h.start({ pricing: { usdPerHour: 36_000, accelerator: true } });
+    const pricey = await h.start({ pricing: { usdPerHour: 36_000 } });
     const id = await run(pricey, { maxCostUsd: 0.001 });
     const first = await chunk(pricey, id);
     expect(first.status).toBe(201);
@@ -150,7 +148,8 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
     expect(await h.seqs(id)).toEqual([0]);
     const status = await h.request(pricey, 'GET', `/v1/runs/${id}`);
     expect(status.json.totals.costUsd).toBe(first.json.totals.costUsd);
-    expect(first.json.seconds.accelerator).toBe(first.json.seconds.wall);
+    // the engine decides what is billed as accelerator time: wasm is not an accelerator
+    expect(first.json.seconds.accelerator).toBe(0);
     await healthy(pricey);
   });
 
@@ -191,7 +190,7 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
       ['GET', '/v1/runs/bad.id', {}, 400, 'RUN_ID_INVALID'],
       ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'RUN_ID_INVALID'],
       ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'REQUEST_TOO_LARGE'],
-      ['POST', '/v1/runs', { body: { base: `${h.dir}/no-such-model`, data: h.data } }, 422, 'MODEL_FILE_MISSING'],
+      ['POST', '/v1/runs', { body: { base: h.out('no-such-model'), data: h.data } }, 422, 'REF_NOT_FOUND'],
       ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'REQUEST_INVALID', 'dtype'],
       ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'REQUEST_INVALID', 'method'],
       ['GET', '/v1/runs/run-does-not-exist', {}, 404, 'RUN_NOT_FOUND'],
@@ -203,22 +202,13 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
       expect(typeof r.json.error.requestId).toBe('string');
       await healthy(a);
     }
-    const missingData = await h.createRun(a, { data: `${h.dir}/missing.jsonl` });
+    const missingData = await h.createRun(a, { data: h.out('missing.jsonl') });
     expect([missingData.status, missingData.json.error.code]).toEqual([422, 'REF_NOT_FOUND']);
-    expect(missingData.json.error.message).toBe(`cannot read ${h.dir}/missing.jsonl: it does not exist`);
+    expect(missingData.json.error.message).toBe(`data ${h.out('missing.jsonl')}: no such file or directory`);
     const tooMany = await h.createRun(a, { activeLayers: 9 });
     expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'RUN_CONFIG_INVALID']);
     expect(await h.seqs(id)).toEqual([]);
     await healthy(a);
-  });
-
-  it('refs outside LISA_REF_PREFIXES are refused before anything is read', async () => {
-    const fenced = await h.start({ refPrefixes: [`${h.dir}/{tenant}/`, 's3://models/'] });
-    const r = await h.createRun(fenced);
-    expect([r.status, r.json.error.code]).toEqual([400, 'INVALID_REF']);
-    expect(r.json.error.details).toEqual({ field: 'base', ref: r.json.error.details.ref, allowed: [`${h.dir}/alpha/`, 's3://models/'] });
-    const escape = await h.request(fenced, 'POST', `/v1/runs/x/exports`, { body: { out: `${h.dir}/alpha/../beta/out` } });
-    expect([escape.status, escape.json.error.code]).toEqual([400, 'INVALID_REF']);
   });
 
   it('/ping says 204 while initializing and chunks wait with 503 SERVER_NOT_READY', async () => {

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readUnitWeights } from '../../core/merge/unit-weights.ts';
-import { inlineHasher, workerHasher, type Hasher } from '../../core/merge/hashing.ts';
+import { inlineHasher, workerHasher, type Hasher } from '../../core/tensors/hashing.ts';
 import { FsStore } from '../../core/store/fs-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
-import { sha256Hex } from '../../core/store/manifest.ts';
+import { sha256Hex } from '../../core/tensors/hashing.ts';
 import { encodeUnitObject } from '../../core/store/unit-object.ts';
 import { tempDir } from './helpers.ts';
 
