@@ -37,7 +37,7 @@ function entries(obj: UnitObject): TensorEntry[] {
 
 const unitMetadata = (obj: UnitObject, metadata: Record<string, string>) => ({ ...metadata, unit: obj.unit, adamStep: String(obj.adamStep) });
 
-/** A safetensors file: "<name>", "<name>.adam_m", "<name>.adam_v" per parameter (DESIGN.md). */
+/** A safetensors file: "<name>", "<name>.adam_m", "<name>.adam_v" per parameter (README.md "Store layout"). */
 export async function encodeUnitObject(obj: UnitObject, metadata: Record<string, string>): Promise<Uint8Array> {
   return encodeSafetensors(entries(obj), unitMetadata(obj, metadata));
 }
