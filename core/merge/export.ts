@@ -23,8 +23,8 @@ import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
-import { workerHasher, type Hasher } from '../tensors/hashing.ts';
-import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
+import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
+import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
 
 export const DELTA_FORMAT = 'lisa-delta';
 export const DELTA_FORMAT_VERSION = '1';
@@ -100,6 +100,11 @@ export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mi
   return check;
 }
 
+/** What every model an export, apply or compose writes shares: where, in which dtype and shards, progress. */
+export async function modelOutput(opts: OutputOptions, hasher: Hasher): Promise<Pick<WriteModelOptions, 'dest' | 'dtype' | 'shardSize' | 'hasher' | 'onProgress' | 'now'>> {
+  return { dest: await openDestination(opts.out, opts.openStore), dtype: opts.dtype ?? 'base', shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE, hasher, onProgress: opts.onProgress, now: opts.now };
+}
+
 export async function openDestination(out: string, openStore?: (url: string) => ObjectStore): Promise<Destination> {
   if (!out.startsWith('s3://')) return dirDestination(out);
   return storeDestination(requireOpener(openStore, out)(out));
@@ -113,13 +118,8 @@ function runOverrides(store: ObjectStore, manifest: ChunkManifest | null, hasher
   };
 }
 
-export async function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
-  const hasher = workerHasher();
-  try {
-    return await exportWith(opts, hasher);
-  } finally {
-    await hasher.close();
-  }
+export function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
+  return withWorkerHasher((hasher) => exportWith(opts, hasher));
 }
 
 async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunExportSummary> {
@@ -165,14 +165,9 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
   const summary = await writeModel({
     base,
     overrides,
-    dest: await openDestination(opts.out, opts.openStore),
-    dtype: opts.dtype ?? 'base',
-    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance,
     verify,
-    hasher,
-    onProgress: opts.onProgress,
-    now: opts.now,
+    ...(await modelOutput(opts, hasher)),
   });
   return { ...summary, runId: run.id, seq, units };
 }
@@ -320,13 +315,8 @@ export async function readDeltaInfo(delta: string, openStore?: (url: string) => 
   return { baseSha256: m.base_sha256, runId: m.run_id ?? '', seq: Number(m.seq), globalStep: Number(m.global_step), units: units as string[], header, source };
 }
 
-export async function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary> {
-  const hasher = workerHasher();
-  try {
-    return await applyWith(opts, hasher);
-  } finally {
-    await hasher.close();
-  }
+export function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary> {
+  return withWorkerHasher((hasher) => applyWith(opts, hasher));
 }
 
 async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<ExportSummary> {
@@ -364,9 +354,6 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
   return writeModel({
     base,
     overrides,
-    dest: await openDestination(opts.out, opts.openStore),
-    dtype: opts.dtype ?? 'base',
-    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance: {
       format: 'lisa-export',
       version: 1,
@@ -378,9 +365,7 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
       delta: basename(opts.delta),
     },
     verify,
-    hasher,
-    onProgress: opts.onProgress,
-    now: opts.now,
+    ...(await modelOutput(opts, hasher)),
   });
 }
 

@@ -219,6 +219,16 @@ class HashWorker {
   }
 }
 
+/** Runs `work` with a fresh workerHasher, closed however `work` ends. */
+export async function withWorkerHasher<T>(work: (hasher: Hasher) => Promise<T>): Promise<T> {
+  const hasher = workerHasher();
+  try {
+    return await work(hasher);
+  } finally {
+    await hasher.close();
+  }
+}
+
 export interface WorkerHasherOptions {
   threads?: number;
   /** remembered file digests (see FileDigestCache); null hashes every file every time */
