@@ -15,7 +15,7 @@ import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
-import { BaseChangedError } from '../train/resources.ts';
+import { BaseChangedError } from '../train/sources.ts';
 import { readHeader, readTensorF32, writeSafetensors, type AbortableSink, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
 import { fileSink, fileSource, type ByteSource } from '../tensors/source.ts';
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
