@@ -111,6 +111,8 @@ const ERRNO: Record<string, [Extract<ErrorCode, `REF_${string}`>, string]> = {
   EIO: ['REF_INACCESSIBLE', 'input/output error'],
   ENXIO: ['REF_INACCESSIBLE', 'not a readable file (a socket or device)'],
   EROFS: ['REF_INACCESSIBLE', 'read-only file system'],
+  ENOSPC: ['REF_INACCESSIBLE', 'no space left on device'],
+  EDQUOT: ['REF_INACCESSIBLE', 'disk quota exceeded'],
   ENAMETOOLONG: ['REF_INACCESSIBLE', 'file name too long'],
 };
 

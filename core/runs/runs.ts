@@ -4,6 +4,7 @@
  * and turns a missing or unreadable path into a coded error before it touches anything; the store
  * layout, the chunk pipeline and the exports stay in core/store, core/train and core/merge.
  */
+import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { acceleratorInUse } from '../engine/index.ts';
 import { composeRuns, exportRun, type ComposeOptions, type ComposeSummary, type ExportRunOptions, type RunExportSummary } from '../merge/index.ts';
@@ -11,14 +12,14 @@ import { gcRun, type GcResult } from '../store/gc.ts';
 import { headManifest, listSeqs, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { PrefixedStore } from '../store/prefixed.ts';
-import { readRunSpec, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
+import { parseRunConfig, readRunSpec, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
 import { runChunk, type StepEvent } from '../train/chunk.ts';
 import { createRun } from '../train/create-run.ts';
 import type { ResourceCache } from '../train/resources.ts';
 import { loadRunModel, type RunModel } from '../train/run-model.ts';
 import type { Sources } from '../train/sources.ts';
 import { claimKey, type ClaimOutcome } from './idempotency.ts';
-import { ANY_REF, checkLocalRef, checkRefAllowed, tenantPrefix, tenantRefPolicy, usingRefs, type RefPolicy } from './refs.ts';
+import { ANY_REF, checkLocalRef, checkRefAllowed, tenantPrefix, tenantRefPolicy, usingRefs, type RefField, type RefPolicy } from './refs.ts';
 import { runStatus, type RunStatus } from './status.ts';
 
 export interface RunsOptions {
@@ -74,15 +75,17 @@ export class Runs {
 
   /** Validates the config, the base and the data, then claims the run id (RUN_EXISTS if taken). */
   async create(input: RunConfigInput, opts: { id?: string } = {}): Promise<RunSpec> {
-    await this.checkRef('base', input.base, 'dir', 'read');
-    await this.checkRef('data', input.data, 'file', 'read');
+    // the config's own errors first, so the refs checked below are strings
+    const { base, data } = parseRunConfig(input);
+    await this.checkRef('base', base, 'dir', 'read');
+    await this.checkRef('data', data, 'file', 'read');
     const { store, sources, cache } = this.opts;
-    return usingRefs({ base: input.base, data: input.data }, () => createRun({ store, input, sources, cache, runId: opts.id, now: new Date(this.clock()) }));
+    return this.using({ base, data }, () => createRun({ store, input, sources, cache, runId: opts.id, now: new Date(this.clock()) }));
   }
 
   /** The run's spec: one GET of its run.json (RUN_NOT_FOUND when there is none). */
   spec(runId: string): Promise<RunSpec> {
-    return readRunSpec(this.store, runId);
+    return this.using({}, () => readRunSpec(this.store, runId));
   }
 
   /**
@@ -93,7 +96,7 @@ export class Runs {
   async chunk(run: string | RunSpec, req: ChunkRequest = {}): Promise<ChunkManifest> {
     const spec = typeof run === 'string' ? await this.spec(run) : run;
     const { store, sources, cache } = this.opts;
-    return usingRefs({ base: spec.config.base, data: spec.config.data }, () =>
+    return this.using({ base: spec.config.base, data: spec.config.data }, () =>
       runChunk({ ...req, store, run: spec, sources, cache, accelerator: acceleratorInUse(), now: this.clock }),
     );
   }
@@ -101,16 +104,16 @@ export class Runs {
   /** The spec, the latest chunk and the running totals. */
   async status(runId: string): Promise<RunStatus> {
     const spec = await this.spec(runId);
-    return runStatus(spec, await headManifest(this.store, runId));
+    return runStatus(spec, await this.using({}, () => headManifest(this.store, runId)));
   }
 
   /** Committed chunks from seq `from` on, oldest first, at most `limit`; `next` is the seq after them. */
   async chunks(run: string | RunSpec, page: { from?: number; limit?: number } = {}): Promise<{ chunks: ChunkManifest[]; next: number | null }> {
     const runId = typeof run === 'string' ? (await this.spec(run)).id : run.id;
-    const seqs = (await listSeqs(this.store, runId)).filter((s) => s >= (page.from ?? 0));
+    const seqs = (await this.using({}, () => listSeqs(this.store, runId))).filter((s) => s >= (page.from ?? 0));
     const limit = page.limit ?? seqs.length;
     const queue = new PQueue({ concurrency: 8 });
-    const chunks = await Promise.all(seqs.slice(0, limit).map((s) => queue.add(() => readManifest(this.store, runId, s))));
+    const chunks = await this.using({}, () => Promise.all(seqs.slice(0, limit).map((s) => queue.add(() => readManifest(this.store, runId, s)))));
     return { chunks, next: seqs[limit] ?? null };
   }
 
@@ -119,26 +122,26 @@ export class Runs {
     await this.checkRef('out', req.out, req.delta ? 'file' : 'dir', 'write');
     if (req.base !== undefined) await this.checkRef('base', req.base, 'dir', 'read');
     const refs = { out: req.out, ...(req.base !== undefined ? { base: req.base } : {}) };
-    return usingRefs(refs, () => exportRun({ ...req, store: this.store, runId, openStore: this.opts.openStore, now: this.clock }));
+    return this.using(refs, () => exportRun({ ...req, store: this.store, runId, openStore: this.opts.openStore, now: this.clock }));
   }
 
   /** Merges several runs of one base into a model at `out`. */
   async compose(req: ComposeRequest): Promise<ComposeSummary> {
     await this.checkRef('base', req.base, 'dir', 'read');
     await this.checkRef('out', req.out, 'dir', 'write');
-    return usingRefs({ base: req.base, out: req.out }, () => composeRuns({ ...req, store: this.store, openStore: this.opts.openStore, now: this.clock }));
+    return this.using({ base: req.base, out: req.out }, () => composeRuns({ ...req, store: this.store, openStore: this.opts.openStore, now: this.clock }));
   }
 
   /** Deletes the run's unit objects no manifest references (those of uncommitted seqs after `graceSeconds`). */
   gc(runId: string, opts: { graceSeconds?: number } = {}): Promise<GcResult> {
-    return gcRun(this.store, runId, { graceSeconds: opts.graceSeconds, now: new Date(this.clock()) });
+    return this.using({}, () => gcRun(this.store, runId, { graceSeconds: opts.graceSeconds, now: new Date(this.clock()) }));
   }
 
   /** The run's model at a committed seq (default the head; -1 the base), for generation. The caller disposes it. */
   async model(runId: string, at?: number): Promise<RunModel> {
     const spec = await this.spec(runId);
     const { store, sources, cache } = this.opts;
-    return usingRefs({ base: spec.config.base, data: spec.config.data }, () => loadRunModel({ store, run: spec, at, sources, cache }));
+    return this.using({ base: spec.config.base, data: spec.config.data }, () => loadRunModel({ store, run: spec, at, sources, cache }));
   }
 
   /**
@@ -147,6 +150,16 @@ export class Runs {
    */
   claimIdempotencyKey(runId: string, key: string, requestHash: string, ttlSeconds: number): Promise<ClaimOutcome> {
     return claimKey(this.store, runId, key, requestHash, this.clock, ttlSeconds);
+  }
+
+  /**
+   * Runs `work`, turning a failure to use one of `refs` into its coded error. A local user's
+   * directory store counts as a ref too; a confined caller's store is the operator's, whose
+   * failures are not the caller's to fix (they stay server errors).
+   */
+  private using<T>(refs: Partial<Record<RefField, string>>, work: () => Promise<T>): Promise<T> {
+    const local = this.store.url.startsWith('file://') && !this.refs.confined;
+    return usingRefs(local ? { ...refs, store: fileURLToPath(this.store.url) } : refs, work);
   }
 
   private async checkRef(field: 'base' | 'data' | 'out', ref: string, expect: 'dir' | 'file', mode: 'read' | 'write'): Promise<void> {
