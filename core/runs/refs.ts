@@ -63,7 +63,7 @@ function within(ref: string, prefix: string): boolean {
  */
 export async function checkRefAllowed(policy: RefPolicy, field: RefField, ref: string, mode: 'read' | 'write'): Promise<void> {
   if (!policy.confined) return;
-  const allowed = mode === 'write' ? policy.write : [...policy.read, ...policy.write];
+  const allowed = mode === 'write' ? policy.write : [...new Set([...policy.read, ...policy.write])];
   const refuse = (why: string): never => {
     throw new RefError('REF_FORBIDDEN', field, ref, `${why}; allowed: ${allowed.join(', ')}`);
   };
