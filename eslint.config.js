@@ -12,4 +12,21 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
   },
+  {
+    // The front ends reach core only through its public surface: run rules live in core once.
+    files: ['cli/**/*.ts', 'functions/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)core/(?!index\\.ts$)',
+              message: 'cli/ and functions/ import core only through core/index.ts (the run operations and their types); add what you need there.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -67,7 +67,7 @@ for (const { name, spec, seqLen, batch } of configs) {
     ...ctx,
     input: { base: dir, data, fields: ['question', 'answer'], seqLen, activeLayers: GAMMA, period: 1, steps: 4, batchSize: batch, seed: 1 },
   });
-  const m = await runChunk({ store, runId: run.id, ...ctx });
+  const m = await runChunk({ store, run, ...ctx });
   const full = all * 3 * 4;
 
   // Engine memory of one step: LISA's active units against every unit.

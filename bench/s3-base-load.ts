@@ -22,14 +22,14 @@ import { initEngine } from '../core/engine/index.ts';
 import type { ModelSpec } from '../core/models/config.ts';
 import { randomWeights } from '../core/models/model.ts';
 import { type LoadOptions, saveModelDir } from '../core/models/load.ts';
-import { workerHasher } from '../core/merge/hashing.ts';
+import { workerHasher } from '../core/tensors/hashing.ts';
 import { decodeFloats } from '../core/tensors/dtypes.ts';
 import { readHeader } from '../core/tensors/safetensors.ts';
 import { fileSource } from '../core/tensors/source.ts';
 import type { ObjectStore } from '../core/store/object-store.ts';
 import { openStore } from '../core/store/open.ts';
 import { MiB } from '../core/store/s3-store.ts';
-import { sha256Hex } from '../core/store/manifest.ts';
+import { sha256Hex } from '../core/tensors/hashing.ts';
 import { encodeUnitObject } from '../core/store/unit-object.ts';
 import { tensorShapes, unitOf } from '../core/models/units.ts';
 import { runChunk } from '../core/train/chunk.ts';
@@ -151,7 +151,7 @@ const run = await createRun({
 const chunk = async (sources: Sources, cache: ResourceCache) => {
   const t0 = Date.now();
   let firstStep = NaN;
-  const manifest = await runChunk({ store: runs, runId: run.id, sources, cache, onStep: (e) => (firstStep = e.stepInChunk === 1 ? Date.now() : firstStep) });
+  const manifest = await runChunk({ store: runs, run, sources, cache, onStep: (e) => (firstStep = e.stepInChunk === 1 ? Date.now() : firstStep) });
   return { manifest, firstStepSeconds: (firstStep - t0) / 1000 };
 };
 // raw PUTs of the sizes a chunk uploaded, all queued at once on runChunk's concurrency

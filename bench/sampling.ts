@@ -105,7 +105,7 @@ async function train(sampler: SamplerKind, seed: number): Promise<RunResult> {
   const run = await createRun({ store, input: config(sampler, seed), sources, cache });
   const createSeconds = (performance.now() - t0) / 1000;
   let m: ChunkManifest;
-  do m = await runChunk({ store, runId: run.id, sources, cache });
+  do m = await runChunk({ store, run: run, sources, cache });
   while (m.stoppedBy !== 'run-complete');
   const chunks = await Promise.all((await listSeqs(store, run.id)).map((seq) => readManifest(store, run.id, seq)));
   const blocks = candidateUnits(run.base.nLayers, run.config.embedHead);
@@ -127,7 +127,7 @@ async function train(sampler: SamplerKind, seed: number): Promise<RunResult> {
 async function baseHeldOut(seed: number): Promise<number> {
   const store = openStore(await mkdtemp(join(tmpdir(), 'lisa-bench-sampling-')));
   const run = await createRun({ store, input: config('uniform', seed), sources, cache });
-  const rm = await loadRunModel({ store, runId: run.id, at: -1, sources, cache });
+  const rm = await loadRunModel({ store, run: run, at: -1, sources, cache });
   try {
     return heldOutLoss(rm.model, rm.dataset, run.config.batchSize)!.loss;
   } finally {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { LisaError } from '../core/errors.ts';
+import { LisaError } from '../core/index.ts';
 
 /**
  * Bearer tokens. The server keeps only `tenant:salt:hash` lines, hash = sha256(salt || token)
@@ -18,13 +18,13 @@ const HEX = /^[0-9a-f]+$/;
 
 export class InvalidTokenConfigError extends LisaError {
   constructor(where: string, problem: string) {
-    super('INVALID_TOKEN_CONFIG', `${where}: ${problem}`, { where });
+    super('TOKEN_CONFIG_INVALID', `${where}: ${problem}`, { where });
   }
 }
 
 export class InvalidTenantError extends LisaError {
   constructor(tenant: string) {
-    super('INVALID_TENANT', `invalid tenant '${tenant}': expected 1-63 characters of a-z 0-9 _ -, starting with a letter or digit`);
+    super('TENANT_INVALID', `invalid tenant '${tenant}': expected 1-63 characters of a-z 0-9 _ -, starting with a letter or digit`);
   }
 }
 

@@ -1,13 +1,7 @@
 import type { Logger } from 'pino';
-import type { ObjectStore } from '../core/store/object-store.ts';
-import { readRunSpec } from '../core/store/run-spec.ts';
-import { runChunk } from '../core/train/chunk.ts';
-import type { ResourceCache } from '../core/train/resources.ts';
-import type { Sources } from '../core/train/sources.ts';
+import { chunkSummary, IdempotencyInProgressError, keyHash, requestHash, type ChunkSummary, type Runs, type RunSpec } from '../core/index.ts';
 import { ShuttingDownError } from './errors.ts';
-import { claimKey, IdempotencyInProgressError, requestHash, keyHash } from './idempotency.ts';
 import { recordCommit, type Metrics } from './metrics.ts';
-import { chunkSummary, type ChunkSummary } from './schemas.ts';
 
 export interface ChunkLimits {
   /** the platform's per-request limit; null = none */
@@ -20,9 +14,7 @@ export interface ChunkLimits {
 }
 
 export interface ChunkRunnerDeps {
-  cache: ResourceCache;
-  sources: Sources;
-  pricing: { usdPerHour: number; accelerator: boolean };
+  pricing: { usdPerHour: number };
   limits: ChunkLimits;
   clock: () => number;
   metrics: Metrics;
@@ -30,7 +22,8 @@ export interface ChunkRunnerDeps {
 
 export interface ChunkRequest {
   tenant: string;
-  store: ObjectStore;
+  /** the tenant's runs */
+  runs: Runs;
   runId: string;
   deadlineSeconds?: number;
   idempotencyKey?: string;
@@ -52,7 +45,7 @@ const CLAIM_GRACE_SECONDS = 60;
  * Runs chunks for many runs in one process. Chunks of the same run are serialized (each waits for
  * the previous one to commit and then continues from it) so concurrent requests do not race each
  * other into conflicts; other instances can still race, and the loser's ChunkConflictError names
- * the seq that won. The base/dataset cache is shared by all runs.
+ * the seq that won. The base/dataset cache (in the Runs) is shared by all runs.
  */
 export class ChunkRunner {
   private readonly tails = new Map<string, Promise<void>>();
@@ -81,10 +74,10 @@ export class ChunkRunner {
 
   async handle(req: ChunkRequest): Promise<ChunkResponse> {
     if (this.draining) throw new ShuttingDownError();
-    // 404 before anything is written under the run's prefix
-    await readRunSpec(req.store, req.runId);
+    // 404 before anything is written under the run's prefix; the one read of run.json for this chunk
+    const spec = await req.runs.spec(req.runId);
     const key = req.idempotencyKey;
-    if (key === undefined) return { body: await this.track(this.serialized(req)), replayed: false };
+    if (key === undefined) return { body: await this.track(this.serialized(req, spec)), replayed: false };
 
     const joinKey = `${req.tenant}/${req.runId}/${keyHash(key)}`;
     const running = this.joins.get(joinKey);
@@ -94,7 +87,7 @@ export class ChunkRunner {
       (async () => {
         const seconds = this.chunkSeconds(req.deadlineSeconds);
         const ttl = (seconds ?? this.deps.limits.unboundedClaimSeconds ?? 3600) + CLAIM_GRACE_SECONDS;
-        const claim = await claimKey(req.store, req.runId, key, requestHash({ deadlineSeconds: req.deadlineSeconds }), this.deps.clock, ttl);
+        const claim = await req.runs.claimIdempotencyKey(req.runId, key, requestHash({ deadlineSeconds: req.deadlineSeconds }), ttl);
         if (claim.kind === 'replay') {
           replayed = true;
           return claim.response.body as ChunkSummary;
@@ -102,7 +95,7 @@ export class ChunkRunner {
         if (claim.kind === 'busy') throw new IdempotencyInProgressError(req.runId, claim.retryAfterSeconds);
         let body: ChunkSummary;
         try {
-          body = await this.serialized(req);
+          body = await this.serialized(req, spec);
         } catch (err) {
           await claim.release().catch((e: unknown) => req.log.warn({ err: e }, 'could not release idempotency claim'));
           throw err;
@@ -117,7 +110,7 @@ export class ChunkRunner {
   }
 
   /**
-   * Stops starting chunks (queued ones fail with SHUTTING_DOWN) and waits up to `timeoutMs` for
+   * Stops starting chunks (queued ones fail with SERVER_SHUTTING_DOWN) and waits up to `timeoutMs` for
    * running ones to commit. True when everything settled in time.
    */
   async drain(timeoutMs: number): Promise<boolean> {
@@ -148,10 +141,10 @@ export class ChunkRunner {
   }
 
   /** One chunk, after every earlier chunk of the same run in this process has finished. */
-  private serialized(req: ChunkRequest): Promise<ChunkSummary> {
+  private serialized(req: ChunkRequest, spec: RunSpec): Promise<ChunkSummary> {
     const runKey = `${req.tenant}/${req.runId}`;
     const prev = this.tails.get(runKey) ?? Promise.resolve();
-    const result = prev.then(() => this.runOne(req));
+    const result = prev.then(() => this.runOne(req, spec));
     const tail = result.then(
       () => undefined,
       () => undefined,
@@ -163,21 +156,15 @@ export class ChunkRunner {
     return result;
   }
 
-  private async runOne(req: ChunkRequest): Promise<ChunkSummary> {
+  private async runOne(req: ChunkRequest, spec: RunSpec): Promise<ChunkSummary> {
     if (this.draining) throw new ShuttingDownError();
     const seconds = this.chunkSeconds(req.deadlineSeconds);
     const { metrics, pricing, limits } = this.deps;
     try {
-      const manifest = await runChunk({
-        store: req.store,
-        runId: req.runId,
-        cache: this.deps.cache,
-        sources: this.deps.sources,
+      const manifest = await req.runs.chunk(spec, {
         deadline: seconds === undefined ? undefined : req.arrival + seconds * 1000,
         commitReserveSeconds: limits.commitReserveSeconds,
         usdPerHour: pricing.usdPerHour,
-        accelerator: pricing.accelerator,
-        now: this.deps.clock,
         signal: this.stopping.signal,
       });
       recordCommit(metrics, req.tenant, manifest);

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { BACKENDS, type BackendName } from '../core/engine/index.ts';
-import { LisaError } from '../core/errors.ts';
+import { LisaError, parseBackend, type BackendName } from '../core/index.ts';
 import { parseTokenConfig, type TokenEntry } from './auth.ts';
 
 /**
@@ -22,8 +21,8 @@ export interface ServeConfig {
   /** seconds runChunk keeps for upload and commit; undefined = its default */
   commitReserveSeconds: number | undefined;
   shutdownGraceSeconds: number;
-  /** allowed prefixes of base/data refs, `{tenant}` replaced; null = any ref */
-  refPrefixes: string[] | null;
+  /** LISA_REF_PREFIXES: prefixes every tenant may name refs under besides its own area, `{tenant}` replaced */
+  refPrefixes: string[];
   logLevel: string;
   /** LISA_BACKEND; undefined = the best one installed */
   backend: BackendName | undefined;
@@ -33,7 +32,7 @@ export interface ServeConfig {
 
 export class InvalidConfigError extends LisaError {
   constructor(variable: string, problem: string) {
-    super('INVALID_CONFIG', `${variable}: ${problem}`, { variable });
+    super('SERVER_CONFIG_INVALID', `${variable}: ${problem}`, { variable });
   }
 }
 
@@ -109,11 +108,7 @@ export async function configFromEnv(
   }
   const port = flags.port ?? num(env, 'PORT', { min: 0, integer: true }) ?? 8080;
   const healthPort = num(env, 'PORT_HEALTH', { min: 0, integer: true }) ?? null;
-  const backend = env.LISA_BACKEND?.trim() || undefined;
-  if (backend !== undefined && !BACKENDS.includes(backend as BackendName)) {
-    throw new InvalidConfigError('LISA_BACKEND', `'${backend}' is not one of ${BACKENDS.join(', ')}`);
-  }
-  const refs = env.LISA_REF_PREFIXES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const backend = parseBackend(env.LISA_BACKEND);
   return {
     store,
     host: flags.host ?? env.HOST ?? '127.0.0.1',
@@ -125,9 +120,9 @@ export async function configFromEnv(
     safetyMarginSeconds,
     commitReserveSeconds: num(env, 'LISA_COMMIT_RESERVE_SECONDS', { min: 0 }),
     shutdownGraceSeconds: num(env, 'LISA_SHUTDOWN_GRACE_SECONDS', { min: 0 }) ?? 25,
-    refPrefixes: refs?.length ? refs : null,
+    refPrefixes: env.LISA_REF_PREFIXES?.split(',').map((s) => s.trim()).filter(Boolean) ?? [],
     logLevel: env.LISA_LOG_LEVEL ?? 'info',
-    backend: backend as BackendName | undefined,
+    backend,
     cacheDir: env.LISA_CACHE_DIR?.trim() || undefined,
   };
 }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ChunkManifest } from '../core/store/manifest.ts';
+import type { ChunkManifest } from '../core/index.ts';
 
 /**
  * Prometheus metrics of one app, registered on the registry the caller passes (never prom-client's

@@ -1,12 +1,11 @@
 import { z } from '@hono/zod-openapi';
-import { CompositionRequestSchema, ExportRequestSchema } from '../core/merge/schemas.ts';
-import { RunConfigSchema } from '../core/store/run-spec.ts';
-import type { ChunkManifest } from '../core/store/manifest.ts';
+import { CompositionRequestSchema, ExportRequestSchema, RunConfigSchema } from '../core/index.ts';
 
 /**
  * Request and response shapes of the HTTP API. Run creation reuses core's RunConfigSchema (and
  * exports/compositions core/merge's bodies), so the CLI, the stored run.json, request validation
- * and the OpenAPI document share one definition.
+ * and the OpenAPI document share one definition; responses are core's views (core/runs/status.ts),
+ * which test/functions/openapi.test.ts holds to these schemas.
  *
  * Core's schemas are named with zod's own .meta({ id }) rather than .openapi(): zod 4 copies
  * prototype methods onto each schema when it is built, so a schema created before
@@ -75,34 +74,6 @@ export const ChunkSummarySchema = z
     }),
   })
   .openapi('ChunkSummary');
-
-export type ChunkSummary = z.infer<typeof ChunkSummarySchema>;
-
-/** A manifest without its unit map: object keys and hashes are the store's business, not the client's. */
-export function chunkSummary(m: ChunkManifest): ChunkSummary {
-  return {
-    runId: m.runId,
-    seq: m.seq,
-    createdAt: m.createdAt,
-    period: m.period,
-    activeUnits: m.activeUnits,
-    probabilities: m.probabilities ?? null,
-    unitGradNorms: m.unitGradNorms ?? null,
-    startStep: m.startStep,
-    globalStep: m.globalStep,
-    steps: m.globalStep - m.startStep,
-    losses: m.losses,
-    learningRates: m.learningRates,
-    tokens: m.tokens,
-    heldOut: m.heldOut,
-    stoppedBy: m.stoppedBy,
-    cursor: m.cursor,
-    seconds: m.seconds,
-    bytes: m.bytes,
-    costUsd: m.costUsd,
-    totals: m.totals,
-  };
-}
 
 export const RunSpecSchema = z
   .object({

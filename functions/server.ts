@@ -3,12 +3,7 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { initEngine } from '../core/engine/index.ts';
-import { openStore } from '../core/store/open.ts';
-import { PrefixedStore } from '../core/store/prefixed.ts';
-import type { StoreEnv } from '../core/store/s3-store.ts';
-import { ResourceCache } from '../core/train/resources.ts';
-import { createSources } from '../core/train/sources.ts';
+import { acceleratorInUse, initEngine, openRuns, type StoreEnv } from '../core/index.ts';
 import { createApp, TOKEN_HEADER, type LisaApp } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { createMetrics } from './metrics.ts';
@@ -24,9 +19,6 @@ export interface RunningServer {
    */
   shutdown(graceMs: number): Promise<boolean>;
 }
-
-/** Where each tenant's runs live: `tenants/{tenant}/` of the configured store. */
-export const tenantPrefix = (tenant: string): string => `tenants/${tenant}/`;
 
 function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number, keepAliveSeconds: number): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -94,23 +86,18 @@ export async function runServer(config: ServeConfig, env: StoreEnv): Promise<Run
   const logger = createLogger(config.logLevel);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const root = openStore(config.store, { env });
-  const openRef = (url: string) => openStore(url, { env });
+  const runs = await openRuns(config.store, { env, cacheDir: config.cacheDir, log: (m) => logger.info(m) });
   let ready = false;
-  const pricing = { usdPerHour: config.pricing.usdPerHour, accelerator: false };
   const lisa = createApp({
-    storeFor: (tenant) => new PrefixedStore(root, tenantPrefix(tenant)),
+    runs,
+    refPrefixes: config.refPrefixes,
     tokens: config.tokens,
-    cache: new ResourceCache(),
-    sources: createSources(openRef, { env, cacheDir: config.cacheDir, log: (m) => logger.info(m) }),
-    openStore: openRef,
-    pricing,
+    pricing: { usdPerHour: config.pricing.usdPerHour },
     limits: {
       platformTimeoutSeconds: config.platformTimeoutSeconds,
       safetyMarginSeconds: config.safetyMarginSeconds,
       commitReserveSeconds: config.commitReserveSeconds,
     },
-    refPrefixes: config.refPrefixes,
     clock: Date.now,
     logger,
     metrics: createMetrics(registry),
@@ -121,16 +108,21 @@ export async function runServer(config: ServeConfig, env: StoreEnv): Promise<Run
     keepAliveSeconds: config.platformTimeoutSeconds === null ? undefined : config.platformTimeoutSeconds + 5,
   });
   logger.info(
-    { url: running.url, healthPort: running.healthPort, store: root.url, tenants: [...new Set(config.tokens.map((t) => t.tenant))], pricing: config.pricing, platformTimeoutSeconds: config.platformTimeoutSeconds },
+    {
+      url: running.url,
+      healthPort: running.healthPort,
+      store: runs.store.url,
+      tenants: [...new Set(config.tokens.map((t) => t.tenant))],
+      refs: [`${runs.store.url}/tenants/{tenant}/inputs/ and exports/`, ...config.refPrefixes],
+      pricing: config.pricing,
+      platformTimeoutSeconds: config.platformTimeoutSeconds,
+    },
     'listening',
   );
-  if (config.refPrefixes === null) logger.warn('LISA_REF_PREFIXES is not set: tenants may point runs at any path or bucket this process can read');
   installSignalHandlers(running, logger, config.shutdownGraceSeconds);
   const backend = await initEngine({ backend: config.backend, log: (m) => logger.info(m) });
-  // only the native build on a priced GPU bills accelerator seconds
-  pricing.accelerator = backend === 'tensorflow' && config.pricing.gpuType !== null;
   ready = true;
-  logger.info({ backend }, 'ready');
+  logger.info({ backend, accelerator: acceleratorInUse() }, 'ready');
   return running;
 }
 

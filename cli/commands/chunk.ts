@@ -1,9 +1,8 @@
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { runChunk } from '../../core/train/chunk.ts';
-import type { ChunkManifest } from '../../core/store/manifest.ts';
-import { cliContext } from '../context.ts';
-import { numberArg } from './run.ts';
+import type { ChunkManifest } from '../../core/index.ts';
+import { numberArg } from '../args.ts';
+import { engineFromEnv, runsFromEnv } from '../context.ts';
 
 interface ChunkOptions {
   store: string;
@@ -19,20 +18,16 @@ export function register(program: Command): void {
     .description('run one chunk: the rest of the current LISA period, then commit')
     .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
     .requiredOption('--run <id>', 'run id')
-    .option('--deadline <seconds>', 'wall-clock budget; stepping stops in time to upload and commit', numberArg)
-    .option('--price-per-hour <usd>', 'machine price for cost metering', numberArg)
+    .option('--deadline <seconds>', 'wall-clock budget; stepping stops in time to upload and commit', numberArg(0))
+    .option('--price-per-hour <usd>', 'machine price for cost metering', numberArg(0))
     .option('--json', 'print the committed manifest as JSON')
     .action(async (o: ChunkOptions) => {
-      const ctx = await cliContext(o.store, { quiet: o.json });
+      const runs = await runsFromEnv(o.store, { quiet: o.json });
+      await engineFromEnv(o.json);
       const bar = o.json || !process.stderr.isTTY ? null : progressBar();
-      const manifest = await runChunk({
-        store: ctx.store,
-        runId: o.run,
-        cache: ctx.cache,
-        sources: ctx.sources,
+      const manifest = await runs.chunk(o.run, {
         deadline: o.deadline === undefined ? undefined : Date.now() + o.deadline * 1000,
         usdPerHour: o.pricePerHour,
-        accelerator: ctx.backend === 'tensorflow',
         onStep: (e) => {
           if (!bar) return;
           if (e.stepInChunk === 1) bar.start(e.stepsPlanned, 0, { loss: '-', tps: '-' });

@@ -1,13 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { composeRuns, MERGE_METHODS, type ComposeRun, type MergeMethod } from '../../core/merge/index.ts';
-import { openStoreFromEnv } from '../context.ts';
-import { dtypeOption, intArg, printSummary, progressLine, shardOption } from './export.ts';
-
-function numberArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
-  return n;
-}
+import { MERGE_METHODS, type ComposeRun, type ExportDtype, type MergeMethod } from '../../core/index.ts';
+import { intArg, numberArg } from '../args.ts';
+import { runsFromEnv } from '../context.ts';
+import { dtypeOption, printSummary, progressLine, shardOption } from './export.ts';
 
 /** `ID`, `ID:weight`, `ID@seq` or `ID@seq:weight` (run ids never contain ':' or '@'). */
 export function parseRunArg(value: string): ComposeRun {
@@ -29,7 +24,7 @@ interface ComposeCliOptions {
   seed?: number;
   consensus?: boolean;
   out: string;
-  dtype: 'base' | 'f32' | 'bf16' | 'f16';
+  dtype: ExportDtype;
   shardSize: number;
   json?: boolean;
 }
@@ -42,18 +37,18 @@ export function register(program: Command): void {
     .requiredOption('--store <url>', 'where the runs live')
     .requiredOption('--run <ID[@seq][:weight]>', 'a run to merge, repeatable; weight defaults to 1, seq to the latest', (v: string, acc: ComposeRun[] = []) => [...acc, parseRunArg(v)])
     .addOption(new Option('--method <method>', 'merge method, defined in core/merge/kernels.ts').choices(MERGE_METHODS).makeOptionMandatory())
-    .option('--density <d>', 'ties, dare: fraction of each task vector kept, in (0, 1]', numberArg)
-    .option('--lambda <λ>', 'scale of the merged task vector (default 1)', numberArg)
-    .option('--seed <n>', "dare's random drops (default 0)", intArg)
+    .option('--density <d>', 'ties, dare: fraction of each task vector kept, in (0, 1]', numberArg())
+    .option('--lambda <λ>', 'scale of the merged task vector (default 1)', numberArg())
+    .option('--seed <n>', "dare's random drops (default 0)", intArg())
     .option('--consensus', 'dare: TIES sign consensus on the rescaled task vectors (dare_ties)')
     .requiredOption('--out <dir|s3://...>', 'new or empty directory or s3:// prefix')
     .addOption(dtypeOption())
     .addOption(shardOption())
     .option('--json', 'print the summary as JSON')
     .action(async (o: ComposeCliOptions) => {
-      const summary = await composeRuns({
+      const runs = await runsFromEnv(o.store, { access: 'read' });
+      const summary = await runs.compose({
         base: o.base,
-        store: openStoreFromEnv(o.store),
         runs: o.run,
         method: o.method,
         density: o.density,
@@ -63,10 +58,9 @@ export function register(program: Command): void {
         out: o.out,
         dtype: o.dtype,
         shardSize: o.shardSize,
-        openStore: openStoreFromEnv,
         onProgress: o.json ? undefined : progressLine('compose'),
       });
-      const runs = summary.runs.map((r) => `${r.runId}@${r.seq}×${r.weight}`).join(' ');
-      printSummary(summary, o.json, `${summary.method} of ${runs} (merged units: ${summary.units.join(' ') || 'none'})`);
+      const merged = summary.runs.map((r) => `${r.runId}@${r.seq}×${r.weight}`).join(' ');
+      printSummary(summary, o.json, `${summary.method} of ${merged} (merged units: ${summary.units.join(' ') || 'none'})`);
     });
 }

@@ -1,7 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { LisaError } from '../../core/errors.ts';
-import { convertLlama2c } from '../../core/models/llama2c.ts';
+import { convertLlama2cFiles } from '../../core/index.ts';
 
 export function register(program: Command): void {
   program
@@ -11,7 +9,7 @@ export function register(program: Command): void {
     .argument('<tokenizer.bin>', 'llama2.c tokenizer (e.g. tok512.bin)')
     .requiredOption('--out <dir>', 'new or empty output directory')
     .action(async (modelPath: string, tokenizerPath: string, o: { out: string }) => {
-      const result = await convertLlama2c({ bytes: await readInput(modelPath), file: modelPath }, { bytes: await readInput(tokenizerPath), file: tokenizerPath }, o.out);
+      const result = await convertLlama2cFiles(modelPath, tokenizerPath, o.out);
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       const s = result.spec;
       process.stdout.write(
@@ -20,14 +18,4 @@ export function register(program: Command): void {
           `  model.safetensors sha256 ${result.sha256}\n`,
       );
     });
-}
-
-async function readInput(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR') throw new LisaError('INPUT_NOT_FOUND', `${path}: ${code === 'ENOENT' ? 'no such file' : 'is a directory, expected a file'}`);
-    throw err;
-  }
 }

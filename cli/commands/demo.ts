@@ -1,13 +1,9 @@
 import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { createRun } from '../../core/train/create-run.ts';
-import { runChunk } from '../../core/train/chunk.ts';
-import { loadRunModel } from '../../core/train/run-model.ts';
-import { heldOutLoss } from '../../core/train/evaluate.ts';
-import { generateText } from '../../core/models/textgen.ts';
-import { cliContext, type CliContext } from '../context.ts';
-import { intArg } from './run.ts';
+import { generateText, heldOutLoss, type Runs } from '../../core/index.ts';
+import { intArg } from '../args.ts';
+import { engineFromEnv, runsFromEnv } from '../context.ts';
 
 const repo = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 
@@ -19,47 +15,43 @@ export function register(program: Command): void {
     .command('demo')
     .description('fine-tune the bundled stories260K on bundled GSM8K with LISA, chunk by chunk, in a local store')
     .option('--store <dir>', 'where the run lives', '.lisa')
-    .option('--chunks <n>', 'chunks (sampling periods) to run', intArg, 5)
+    .option('--chunks <n>', 'chunks (sampling periods) to run', intArg(1), 5)
     .action(async (o: { store: string; chunks: number }) => {
-      const ctx = await cliContext(o.store);
+      const runs = await runsFromEnv(o.store);
+      await engineFromEnv();
       const say = (line = '') => process.stdout.write(`${line}\n`);
-      const spec = await createRun({
-        store: ctx.store,
-        sources: ctx.sources,
-        cache: ctx.cache,
-        input: {
-          base: repo('models/stories260K'),
-          data: repo('data/gsm8k/train.jsonl'),
-          fields: ['question', 'answer'],
-          seqLen: 128,
-          heldOut: 64,
-          activeLayers: 2,
-          period: 8,
-          steps: 8 * o.chunks,
-          batchSize: 8,
-          lr: 3e-3,
-          warmupSteps: 2,
-          seed: 7,
-        },
+      const spec = await runs.create({
+        base: repo('models/stories260K'),
+        data: repo('data/gsm8k/train.jsonl'),
+        fields: ['question', 'answer'],
+        seqLen: 128,
+        heldOut: 64,
+        activeLayers: 2,
+        period: 8,
+        steps: 8 * o.chunks,
+        batchSize: 8,
+        lr: 3e-3,
+        warmupSteps: 2,
+        seed: 7,
       });
       const c = spec.config;
       say(`LISA on stories260K (${spec.base.nLayers} blocks): γ=${c.activeLayers} blocks + embed/head per period, K=${c.period} steps, batch ${c.batchSize}×${c.seqLen} tokens`);
       say(`data ${c.data}: ${spec.data.examples} examples, ${spec.data.heldOut} held out`);
       say(`run ${spec.id} in ${resolve(o.store)}`);
       say();
-      const before = await snapshot(ctx, spec.id, -1);
+      const before = await snapshot(runs, spec.id, -1);
       say(`before  held-out loss ${before.loss.toFixed(4)}`);
       say(`        ${JSON.stringify(before.text)}`);
       say();
       for (let i = 0; i < o.chunks; i++) {
-        const m = await runChunk({ store: ctx.store, runId: spec.id, cache: ctx.cache, sources: ctx.sources });
+        const m = await runs.chunk(spec);
         say(
           `chunk ${m.seq}  units ${m.activeUnits.join(', ').padEnd(30)}  loss ${m.losses[0].toFixed(3)} → ${m.losses.at(-1)!.toFixed(3)}` +
             `  held-out ${m.heldOut?.loss.toFixed(3) ?? '-'}  ${(m.tokens / m.seconds.train).toFixed(0)} tok/s  ${(m.bytes.out / 1024).toFixed(0)} KiB up`,
         );
       }
       say();
-      const after = await snapshot(ctx, spec.id);
+      const after = await snapshot(runs, spec.id);
       say(`after   held-out loss ${after.loss.toFixed(4)} (was ${before.loss.toFixed(4)})`);
       say(`        ${JSON.stringify(after.text)}`);
       say();
@@ -71,8 +63,8 @@ export function register(program: Command): void {
 }
 
 /** Held-out loss and a greedy continuation of PROMPT at a seq (-1: the base). */
-async function snapshot(ctx: CliContext, runId: string, at?: number): Promise<{ loss: number; text: string }> {
-  const rm = await loadRunModel({ store: ctx.store, runId, at, sources: ctx.sources, cache: ctx.cache });
+async function snapshot(runs: Runs, runId: string, at?: number): Promise<{ loss: number; text: string }> {
+  const rm = await runs.model(runId, at);
   try {
     const loss = heldOutLoss(rm.model, rm.dataset, rm.run.config.batchSize)!.loss;
     const chunks: Uint8Array[] = [];

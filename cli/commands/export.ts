@@ -1,20 +1,7 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { applyDelta, EXPORT_DTYPES, exportRun, parseSize, type ExportSummary, type WriteProgress } from '../../core/merge/index.ts';
-import { openStoreFromEnv } from '../context.ts';
-
-export function intArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
-  return n;
-}
-
-export function sizeArg(value: string): number {
-  try {
-    return parseSize(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-}
+import { Command, Option } from 'commander';
+import { applyDeltaPackage, EXPORT_DTYPES, type ExportDtype, type ExportSummary, type WriteProgress } from '../../core/index.ts';
+import { intArg, sizeArg } from '../args.ts';
+import { runsFromEnv } from '../context.ts';
 
 export const dtypeOption = () =>
   new Option('--dtype <dtype>', "tensor dtype of the output; base keeps each tensor's dtype in the base file").choices(EXPORT_DTYPES).default('base');
@@ -48,7 +35,7 @@ interface ExportOptions {
   run: string;
   out: string;
   at?: number;
-  dtype: 'base' | 'f32' | 'bf16' | 'f16';
+  dtype: ExportDtype;
   shardSize: number;
   delta?: boolean;
   base?: string;
@@ -59,7 +46,7 @@ interface ApplyOptions {
   base: string;
   delta: string;
   out: string;
-  dtype: 'base' | 'f32' | 'bf16' | 'f16';
+  dtype: ExportDtype;
   shardSize: number;
   json?: boolean;
 }
@@ -71,23 +58,21 @@ export function register(program: Command): void {
     .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
     .requiredOption('--run <id>', 'run id')
     .requiredOption('--out <dir|s3://...>', 'new or empty directory or s3:// prefix (with --delta: a file path or s3://bucket/key)')
-    .option('--at <seq>', 'committed seq to export (default: the latest; -1: the base)', intArg)
+    .option('--at <seq>', 'committed seq to export (default: the latest; -1: the base)', intArg(-1))
     .addOption(dtypeOption())
     .addOption(shardOption())
     .option('--delta', 'write only the units the run changed (weights, no optimizer state) as one safetensors file')
     .option('--base <dir|s3://...>', "the run's base, when it moved since the run was created (its sha256 must still match)")
     .option('--json', 'print the summary as JSON')
     .action(async (o: ExportOptions) => {
-      const summary = await exportRun({
-        store: openStoreFromEnv(o.store),
-        runId: o.run,
+      const runs = await runsFromEnv(o.store, { access: 'read' });
+      const summary = await runs.export(o.run, {
         out: o.out,
         at: o.at,
         dtype: o.dtype,
         shardSize: o.shardSize,
         delta: o.delta,
         base: o.base,
-        openStore: openStoreFromEnv,
         onProgress: o.json ? undefined : progressLine('export'),
       });
       const what = o.delta ? 'delta package' : 'model';
@@ -104,15 +89,10 @@ export function register(program: Command): void {
     .addOption(shardOption())
     .option('--json', 'print the summary as JSON')
     .action(async (o: ApplyOptions) => {
-      const summary = await applyDelta({
-        base: o.base,
-        delta: o.delta,
-        out: o.out,
-        dtype: o.dtype,
-        shardSize: o.shardSize,
-        openStore: openStoreFromEnv,
-        onProgress: o.json ? undefined : progressLine('apply'),
-      });
+      const summary = await applyDeltaPackage(
+        { base: o.base, delta: o.delta, out: o.out, dtype: o.dtype, shardSize: o.shardSize, onProgress: o.json ? undefined : progressLine('apply') },
+        process.env,
+      );
       printSummary(summary, o.json, `model from ${o.delta} on ${o.base}`);
     });
 }

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
-import { gcRun } from '../../core/store/gc.ts';
-import { openStoreFromEnv } from '../context.ts';
-import { numberArg } from './run.ts';
+import { numberArg } from '../args.ts';
+import { runsFromEnv } from '../context.ts';
 
 export function register(program: Command): void {
   program
@@ -9,10 +8,10 @@ export function register(program: Command): void {
     .description('delete unit objects that no committed manifest references')
     .requiredOption('--store <url>', 'where runs live: a directory or s3://bucket/prefix')
     .requiredOption('--run <id>', 'run id')
-    .option('--grace <seconds>', 'keep unreferenced objects of uncommitted seqs younger than this', numberArg, 3600)
+    .option('--grace <seconds>', 'keep unreferenced objects of uncommitted seqs younger than this', numberArg(0), 3600)
     .option('--json', 'print the result as JSON')
     .action(async (o: { store: string; run: string; grace: number; json?: boolean }) => {
-      const result = await gcRun(openStoreFromEnv(o.store), o.run, { graceSeconds: o.grace });
+      const result = await (await runsFromEnv(o.store)).gc(o.run, { graceSeconds: o.grace });
       if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
         for (const key of result.deleted) process.stdout.write(`deleted ${key}\n`);

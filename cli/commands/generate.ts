@@ -1,24 +1,10 @@
-import { Command, InvalidArgumentError } from 'commander';
-import { loadBaseDir } from '../../core/models/load.ts';
-import { createModel, type Model } from '../../core/models/model.ts';
-import { generateText } from '../../core/models/textgen.ts';
-import { loadTokenizerDir, type Tokenizer } from '../../core/tokenizers/index.ts';
-import { LisaError } from '../../core/errors.ts';
-import { chatFormat, chatPrompt } from '../../core/data/index.ts';
-import { readFile } from 'node:fs/promises';
-import { loadRunModel } from '../../core/train/run-model.ts';
-import { ResourceCache } from '../../core/train/resources.ts';
-import { engineFromEnv, openStoreFromEnv, sourcesFromEnv } from '../context.ts';
+import { Command } from 'commander';
+import { chatFormat, chatPrompt, generateText, LisaError, openModelDir, readChatTemplate, type TextModel } from '../../core/index.ts';
+import { intArg, numberArg } from '../args.ts';
+import { engineFromEnv, runsFromEnv } from '../context.ts';
 
-/** Where the weights come from: a model directory today; a run's chunk (--store/--run/--at) plugs in here. */
-export type ModelSource = () => Promise<{ model: Model; tokenizer: Tokenizer }>;
-
-export function modelDirSource(dir: string): ModelSource {
-  return async () => {
-    const base = await loadBaseDir(dir);
-    return { model: createModel(base.spec, base.weights), tokenizer: await loadTokenizerDir(dir) };
-  };
-}
+/** Where the weights come from: a model directory, or a run's chunk (--store/--run/--at). */
+export type ModelSource = () => Promise<TextModel>;
 
 export interface GenerateCliOptions {
   prompt: string;
@@ -45,18 +31,6 @@ export async function runGenerate(source: ModelSource, o: GenerateCliOptions, ou
   }
 }
 
-const integer = (min: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
-  return n;
-};
-
-const number = (min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max}], got '${value}'`);
-  return n;
-};
-
 interface GenerateArgs {
   model?: string;
   store?: string;
@@ -74,16 +48,16 @@ interface GenerateArgs {
 
 export class GenerateSourceError extends LisaError {
   constructor() {
-    super('GENERATE_SOURCE', 'lisa generate needs either --model DIR or --store URL --run ID (optionally --at SEQ), not both');
+    super('GENERATE_SOURCE_INVALID', 'lisa generate needs either --model DIR or --store URL --run ID (optionally --at SEQ), not both');
   }
 }
 
 function sourceOf(o: GenerateArgs): ModelSource {
-  if (o.model !== undefined && o.store === undefined && o.run === undefined && o.at === undefined) return modelDirSource(o.model);
-  if (o.model === undefined && o.store !== undefined && o.run !== undefined) {
-    const { store, run, at } = o;
+  const { model, store, run, at } = o;
+  if (model !== undefined && store === undefined && run === undefined && at === undefined) return () => openModelDir(model);
+  if (model === undefined && store !== undefined && run !== undefined) {
     return async () => {
-      const rm = await loadRunModel({ store: openStoreFromEnv(store), runId: run, at, sources: sourcesFromEnv(), cache: new ResourceCache() });
+      const rm = await (await runsFromEnv(store, { access: 'read' })).model(run, at);
       return { model: rm.model, tokenizer: rm.base.tokenizer };
     };
   }
@@ -97,12 +71,12 @@ export function register(program: Command): void {
     .option('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer)')
     .option('--store <url>', "with --run: generate from a run's weights instead of --model")
     .option('--run <id>', 'run id in --store')
-    .option('--at <seq>', 'committed chunk to use (default: the latest; -1: the base)', integer(-1))
+    .option('--at <seq>', 'committed chunk to use (default: the latest; -1: the base)', intArg(-1))
     .option('--prompt <text>', 'prompt; the output starts with it', '')
-    .option('--max-tokens <n>', 'positions to run, BOS and prompt included (run.c -n)', integer(1), 256)
-    .option('--temperature <t>', '0 = greedy', number(0, Number.MAX_VALUE), 1)
-    .option('--top-p <p>', 'nucleus sampling mass; 1 = the whole distribution', number(0, 1), 0.9)
-    .option('--seed <s>', 'sampling seed (default: the current time, like run.c)', integer(1))
+    .option('--max-tokens <n>', 'positions to run, BOS and prompt included (run.c -n)', intArg(1), 256)
+    .option('--temperature <t>', '0 = greedy', numberArg(0), 1)
+    .option('--top-p <p>', 'nucleus sampling mass; 1 = the whole distribution', numberArg(0, 1), 0.9)
+    .option('--seed <s>', 'sampling seed (default: the current time, like run.c)', intArg(1))
     .option('--chat', "apply the model's chat template to --prompt as a user turn, with the generation prompt; print only the reply")
     .option('--system <text>', 'with --chat: a system message before the prompt')
     .option('--chat-template <file>', "with --chat: a Jinja chat template instead of the model's tokenizer_config.json one")
@@ -114,7 +88,7 @@ export function register(program: Command): void {
         source,
         {
           prompt: o.prompt,
-          chat: o.chat ? { system: o.system, chatTemplate: o.chatTemplate === undefined ? undefined : { text: await readFile(o.chatTemplate, 'utf8'), where: o.chatTemplate } } : undefined,
+          chat: o.chat ? { system: o.system, chatTemplate: o.chatTemplate === undefined ? undefined : await readChatTemplate(o.chatTemplate) } : undefined,
           maxTokens: o.maxTokens,
           temperature: o.temperature,
           topP: o.topP,

@@ -1,20 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { Command, InvalidArgumentError } from 'commander';
-import { createRun } from '../../core/train/create-run.ts';
-import type { RunConfigInput } from '../../core/store/run-spec.ts';
-import { cliContext } from '../context.ts';
-
-export function intArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
-  return n;
-}
-
-export function numberArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'`);
-  return n;
-}
+import { Command } from 'commander';
+import { readChatTemplate, type RunConfigInput } from '../../core/index.ts';
+import { intArg, numberArg } from '../args.ts';
+import { engineFromEnv, runsFromEnv } from '../context.ts';
 
 interface CreateOptions {
   store: string;
@@ -62,39 +49,41 @@ export function register(program: Command): void {
     .option('--chat-template <file>', "chat: a Jinja chat template instead of the base's tokenizer_config.json one (stored in run.json)")
     .option('--fields <list>', 'JSONL fields, prompt fields then the response field, e.g. question,answer')
     .option('--template <text>', 'prompt template with {field} placeholders')
-    .option('--seq-len <n>', 'tokens per example (default: the model context)', intArg)
-    .option('--held-out <n>', 'examples held out for evaluation', intArg)
-    .option('--layers <γ>', 'middle blocks trained per period', intArg)
-    .option('--period <K>', 'steps per sampling period', intArg)
+    .option('--seq-len <n>', 'tokens per example (default: the model context)', intArg())
+    .option('--held-out <n>', 'examples held out for evaluation', intArg())
+    .option('--layers <γ>', 'middle blocks trained per period', intArg())
+    .option('--period <K>', 'steps per sampling period', intArg())
     .option('--embed-head <mode>', 'always | never | sampled')
     .option('--sampler <kind>', 'uniform | weighted | outlier | grad-norm: how a period draws its blocks (default uniform)')
     .option('--layer-probabilities <list>', 'sampler weighted: per-block sampling weights, comma separated')
-    .option('--outlier-threshold <M>', 'sampler outlier: an entry is an outlier above M times its block mean', numberArg)
-    .option('--calibration-batches <n>', 'sampler outlier: training batches run through the base at creation', intArg)
-    .option('--grad-norm-decay <β>', 'sampler grad-norm: decay of the per-block gradient-norm average', numberArg)
-    .option('--grad-norm-floor <ε>', 'sampler grad-norm: share spread evenly so no block starves', numberArg)
+    .option('--outlier-threshold <M>', 'sampler outlier: an entry is an outlier above M times its block mean', numberArg())
+    .option('--calibration-batches <n>', 'sampler outlier: training batches run through the base at creation', intArg())
+    .option('--grad-norm-decay <β>', 'sampler grad-norm: decay of the per-block gradient-norm average', numberArg())
+    .option('--grad-norm-floor <ε>', 'sampler grad-norm: share spread evenly so no block starves', numberArg())
     .option('--optimizer-state <policy>', 'restore | reset: AdamW moments of a re-sampled unit')
-    .option('--steps <n>', 'total optimizer steps', intArg)
-    .option('--batch <n>', 'examples per micro-batch', intArg)
-    .option('--grad-accum <n>', 'micro-batches per step', intArg)
-    .option('--lr <rate>', 'peak learning rate', numberArg)
+    .option('--steps <n>', 'total optimizer steps', intArg())
+    .option('--batch <n>', 'examples per micro-batch', intArg())
+    .option('--grad-accum <n>', 'micro-batches per step', intArg())
+    .option('--lr <rate>', 'peak learning rate', numberArg())
     .option('--schedule <kind>', 'cosine | linear | constant')
-    .option('--warmup <steps>', 'warmup steps', intArg)
-    .option('--weight-decay <wd>', 'decoupled weight decay', numberArg)
-    .option('--max-grad-norm <n>', 'global-norm clipping (0 disables)', numberArg)
-    .option('--seed <n>', 'seed for sampling and shuffling', intArg)
-    .option('--max-cost <usd>', 'budget: no chunk starts once this much is spent', numberArg)
+    .option('--warmup <steps>', 'warmup steps', intArg())
+    .option('--weight-decay <wd>', 'decoupled weight decay', numberArg())
+    .option('--max-grad-norm <n>', 'global-norm clipping (0 disables)', numberArg())
+    .option('--seed <n>', 'seed for sampling and shuffling', intArg())
+    .option('--max-cost <usd>', 'budget: no chunk starts once this much is spent', numberArg())
     .option('--id <runId>', 'choose the run id (default: generated)')
     .option('--json', 'print the run spec as JSON')
     .action(async (o: CreateOptions) => {
-      const ctx = await cliContext(o.store, { quiet: o.json });
+      const runs = await runsFromEnv(o.store, { quiet: o.json });
+      // the outlier sampler calibrates at creation: a forward pass through the base
+      if (o.sampler === 'outlier') await engineFromEnv(o.json);
       const input: RunConfigInput = {
         base: o.base,
         data: o.data,
         format: o.format,
         fields: o.fields?.split(',').map((f) => f.trim()),
         template: o.template,
-        chatTemplate: o.chatTemplate === undefined ? undefined : await readFile(o.chatTemplate, 'utf8'),
+        chatTemplate: o.chatTemplate === undefined ? undefined : (await readChatTemplate(o.chatTemplate)).text,
         seqLen: o.seqLen,
         heldOut: o.heldOut,
         activeLayers: o.layers,
@@ -119,7 +108,7 @@ export function register(program: Command): void {
         maxCostUsd: o.maxCost,
       };
       const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as RunConfigInput;
-      const spec = await createRun({ store: ctx.store, input: defined, sources: ctx.sources, cache: ctx.cache, runId: o.id });
+      const spec = await runs.create(defined, { id: o.id });
       if (o.json) process.stdout.write(`${JSON.stringify(spec, null, 2)}\n`);
       else process.stdout.write(`${spec.id}\n`);
     });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { configFromEnv } from '../../functions/config.ts';
 import { runServer } from '../../functions/server.ts';
-import { intArg } from './run.ts';
+import { intArg } from '../args.ts';
 
 interface ServeOptions {
   store?: string;
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .command('serve')
     .description('serve the HTTP API: runs, chunks, metrics (env vars: docs/deploy.md)')
     .option('--store <url>', 'where runs live: a directory or s3://bucket/prefix (default $LISA_STORE)')
-    .option('--port <n>', 'port to listen on (default $PORT or 8080; 0 picks a free one)', intArg)
+    .option('--port <n>', 'port to listen on (default $PORT or 8080; 0 picks a free one)', intArg(0))
     .option('--host <address>', 'address to bind (default $HOST or 127.0.0.1; 0.0.0.0 in containers)')
     .action(async (o: ServeOptions) => {
       // the server keeps the process alive; SIGTERM/SIGINT stop it gracefully

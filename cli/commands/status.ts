@@ -1,9 +1,6 @@
 import { Command } from 'commander';
-import { readRunSpec } from '../../core/store/run-spec.ts';
-import { listSeqs, readManifest } from '../../core/store/manifest.ts';
-import { trainingFrequency } from '../../core/lisa/samplers.ts';
-import { candidateUnits } from '../../core/lisa/schedule.ts';
-import { openStoreFromEnv } from '../context.ts';
+import { unitTraining } from '../../core/index.ts';
+import { runsFromEnv } from '../context.ts';
 
 export function register(program: Command): void {
   program
@@ -13,13 +10,11 @@ export function register(program: Command): void {
     .requiredOption('--run <id>', 'run id')
     .option('--json', 'print the spec and every manifest as JSON')
     .action(async (o: { store: string; run: string; json?: boolean }) => {
-      const store = openStoreFromEnv(o.store);
-      const spec = await readRunSpec(store, o.run);
-      const manifests = await Promise.all((await listSeqs(store, o.run)).map((seq) => readManifest(store, o.run, seq)));
-      const candidates = candidateUnits(spec.base.nLayers, spec.config.embedHead);
-      const frequency = trainingFrequency(manifests);
+      const runs = await runsFromEnv(o.store, { access: 'read' });
+      const spec = await runs.spec(o.run);
+      const manifests = (await runs.chunks(spec)).chunks;
+      const trained = unitTraining(spec, manifests);
       if (o.json) {
-        const trained = Object.fromEntries(candidates.map((u) => [u, frequency.get(u) ?? { periods: 0, steps: 0 }]));
         process.stdout.write(`${JSON.stringify({ spec, trained, chunks: manifests }, null, 2)}\n`);
         return;
       }
@@ -50,10 +45,10 @@ export function register(program: Command): void {
         '',
         table(
           ['unit', 'periods', 'steps', 'p (last draw)'],
-          candidates.map((u, i) => [
+          Object.entries(trained).map(([u, f], i) => [
             u,
-            String(frequency.get(u)?.periods ?? 0),
-            String(frequency.get(u)?.steps ?? 0),
+            String(f.periods),
+            String(f.steps),
             last?.probabilities ? last.probabilities[i].toFixed(3) : '-',
           ]),
         ),

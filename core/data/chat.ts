@@ -44,7 +44,7 @@ export function parseChatRows(text: string, source: string): ChatRow[] {
 
 function rowMessages(obj: Record<string, unknown>, source: string, line: number): ChatMessage[] {
   const bad = (what: string): never => {
-    throw new ChatRowError('DATA_CHAT_ROW', source, line, what);
+    throw new ChatRowError('DATA_CHAT_ROW_INVALID', source, line, what);
   };
   let messages: ChatMessage[];
   if (Object.hasOwn(obj, 'messages')) {
@@ -67,7 +67,7 @@ function rowMessages(obj: Record<string, unknown>, source: string, line: number)
     return bad(`expected "messages" or "prompt" and "completion"; the line has: ${Object.keys(obj).join(', ') || 'no fields'}`);
   }
   if (!messages.some((m) => m.role === 'assistant')) {
-    throw new ChatRowError('DATA_NO_ASSISTANT', source, line, 'the conversation has no assistant turn, so nothing to train on');
+    throw new ChatRowError('DATA_CHAT_ASSISTANT_MISSING', source, line, 'the conversation has no assistant turn, so nothing to train on');
   }
   return messages;
 }
@@ -93,7 +93,7 @@ export function chatFormat(tokens: ChatTokens | undefined, override?: { text: st
   try {
     template = new Template(source);
   } catch (err) {
-    throw new ChatTemplateError('DATA_CHAT_TEMPLATE', `${where} does not parse: ${(err as Error).message}`, { where });
+    throw new ChatTemplateError('DATA_CHAT_TEMPLATE_INVALID', `${where} does not parse: ${(err as Error).message}`, { where });
   }
   return {
     render(messages, addGenerationPrompt) {
@@ -120,7 +120,7 @@ export function encodeChat(tok: DataTokenizer, format: ChatFormat, row: ChatRow,
     try {
       return format.render(messages, gen);
     } catch (err) {
-      throw new ChatTemplateError('DATA_CHAT_TEMPLATE', `${source}:${row.line}: the chat template fails to render this conversation: ${(err as Error).message}`, {
+      throw new ChatTemplateError('DATA_CHAT_TEMPLATE_INVALID', `${source}:${row.line}: the chat template fails to render this conversation: ${(err as Error).message}`, {
         source,
         line: row.line,
       });

@@ -3,7 +3,7 @@ import { LisaError } from '../errors.ts';
 /** A JSONL line that is not a JSON object. */
 export class DatasetParseError extends LisaError {
   constructor(source: string, line: number, what: string, cause?: unknown) {
-    super('DATA_BAD_LINE', `${source}:${line}: ${what}; expected one JSON object per line`, { source, line }, { cause });
+    super('DATA_LINE_INVALID', `${source}:${line}: ${what}; expected one JSON object per line`, { source, line }, { cause });
   }
 }
 
@@ -44,20 +44,20 @@ export class UnknownFormatError extends LisaError {
 /** A data option outside its domain: field mapping, template, lengths, batch size, cursor. */
 export class DataConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('DATA_CONFIG', message, details);
+    super('DATA_CONFIG_INVALID', message, details);
   }
 }
 
 /** A chat row that is not a conversation with an assistant turn: messages / prompt-completion shape, roles, content. */
 export class ChatRowError extends LisaError {
-  constructor(code: 'DATA_CHAT_ROW' | 'DATA_NO_ASSISTANT', source: string, line: number, what: string) {
+  constructor(code: 'DATA_CHAT_ROW_INVALID' | 'DATA_CHAT_ASSISTANT_MISSING', source: string, line: number, what: string) {
     super(code, `${source}:${line}: ${what}`, { source, line });
   }
 }
 
 /** A chat template that does not parse, fails to render a row, or renders a row's prefixes inconsistently. */
 export class ChatTemplateError extends LisaError {
-  constructor(code: 'DATA_CHAT_TEMPLATE' | 'DATA_CHAT_TEMPLATE_UNSTABLE', message: string, details?: Record<string, unknown>) {
+  constructor(code: 'DATA_CHAT_TEMPLATE_INVALID' | 'DATA_CHAT_TEMPLATE_UNSTABLE', message: string, details?: Record<string, unknown>) {
     super(code, message, details);
   }
 }

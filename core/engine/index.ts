@@ -19,6 +19,24 @@ export class EngineError extends LisaError {
   }
 }
 
+/** LISA_BACKEND as the front ends read it: undefined (the best installed) or a known backend. */
+export function parseBackend(value: string | undefined, variable = 'LISA_BACKEND'): BackendName | undefined {
+  const v = value?.trim() || undefined;
+  if (v !== undefined && !BACKENDS.includes(v as BackendName)) {
+    throw new LisaError('ENGINE_BACKEND_INVALID', `${variable}=${v}: expected one of ${BACKENDS.join(', ')}`, { variable, value: v });
+  }
+  return v as BackendName | undefined;
+}
+
+/**
+ * Whether training runs on an accelerator, so its seconds are billed as accelerator seconds: the
+ * native backend on a GPU device. tfjs-node (and tfjs-node-gpu on a machine without a usable GPU)
+ * is the native backend on the CPU.
+ */
+export function acceleratorInUse(): boolean {
+  return current === 'tensorflow' && (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+}
+
 export interface EngineOptions {
   /** Force a backend; when it cannot start, the next best one is used and the reason logged. */
   backend?: BackendName;
@@ -70,11 +88,7 @@ async function start(name: BackendName): Promise<string | undefined> {
  */
 export async function initEngine(opts: EngineOptions = {}): Promise<BackendName> {
   const log = opts.log ?? (() => {});
-  if (opts.backend !== undefined && !BACKENDS.includes(opts.backend)) {
-    throw new EngineError(`unknown backend "${String(opts.backend)}"; expected one of ${BACKENDS.join(', ')}`, {
-      backend: opts.backend,
-    });
-  }
+  parseBackend(opts.backend, 'backend');
   if (current !== undefined && (opts.backend === undefined || opts.backend === current) && tf.getBackend() === current) {
     return current;
   }
@@ -87,6 +101,9 @@ export async function initEngine(opts: EngineOptions = {}): Promise<BackendName>
       continue;
     }
     if (name === 'wasm') installWasmOverrides();
+    // The cpu backend's first write prints "install our node backend" to the console; the log
+    // line below already says which backend runs and why the faster ones did not.
+    if (name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
     current = name;
     const fallback = opts.backend && opts.backend !== name ? ` instead of requested ${opts.backend}` : '';
     log(`engine: tfjs ${tf.version_core} backend ${name}${fallback}${skipped.length ? `; ${skipped.join('; ')}` : ''}`);

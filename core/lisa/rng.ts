@@ -1,5 +1,6 @@
 /**
- * The one seeded PRNG of lisa-fn (layer sampling, data shuffling, held-out picks).
+ * The one seeded PRNG of lisa-fn (layer sampling, data shuffling, held-out picks, DARE's drops,
+ * random test weights).
  *
  * Every random stream is derived from (seed, stream name, index) by a pure function, so there is
  * no global state: a retried chunk re-derives the same layers, a resumed run the same epoch order.

@@ -1,5 +1,5 @@
 /**
- * Which units train in a sampling period (DESIGN.md "LISA and AdamW semantics").
+ * Which units train in a sampling period (README.md "How a chunk works", step 4).
  *
  * Units are named as in core/models/units.ts: 'embed', 'layers.0' … 'layers.{N-1}', 'head'.
  * The draw for period p is a pure function of (cfg, p): a retried chunk re-derives the same units.
@@ -47,7 +47,7 @@ export interface Sampler {
 
 export class ScheduleConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('SCHEDULE_CONFIG', message, details);
+    super('SCHEDULE_CONFIG_INVALID', message, details);
   }
 }
 

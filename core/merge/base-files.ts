@@ -3,7 +3,6 @@
  * shards + index) and the other files an exported model must carry (tokenizer, generation config).
  * Tensor data is not read here; exports read it tensor by tensor with ranged reads.
  */
-import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { LisaError } from '../errors.ts';
@@ -12,8 +11,9 @@ import { storeSource, type ObjectStore } from '../store/object-store.ts';
 import { readHeader, type TensorInfo } from '../tensors/safetensors.ts';
 import { ByteSourceError, type ByteSource } from '../tensors/source.ts';
 import { parseConfig, type ModelSpec } from '../models/config.ts';
+import { baseIdentity } from '../models/load.ts';
 import { canonicalName, tensorShapes, unitOf } from '../models/units.ts';
-import { inlineHasher, type Hasher } from './hashing.ts';
+import { inlineHasher, type Hasher } from '../tensors/hashing.ts';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -208,7 +208,5 @@ async function fileSha256(store: ObjectStore, file: string, hasher: Hasher): Pro
  * name order. Streamed (a local file by the hashing thread itself), never whole in memory.
  */
 export async function baseSha256(base: BaseLayout, hasher: Hasher = inlineHasher): Promise<string> {
-  const digests = await Promise.all(base.weightFiles.map((file) => fileSha256(base.store, file, hasher)));
-  if (base.weightFiles.length === 1 && base.weightFiles[0] === SINGLE_FILE) return digests[0];
-  return createHash('sha256').update(digests.join('')).digest('hex');
+  return baseIdentity(await Promise.all(base.weightFiles.map(async (file) => ({ file, sha256: await fileSha256(base.store, file, hasher) }))));
 }

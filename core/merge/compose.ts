@@ -17,8 +17,8 @@ import { readTensorF32 } from '../tensors/safetensors.ts';
 import { unitNames } from '../models/units.ts';
 import { baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { mergeTensor, MergeParameterError, type MergeMethod } from './kernels.ts';
-import { checkBase, DEFAULT_SHARD_SIZE, manifestAt, openDestination, type OutputOptions } from './export.ts';
-import { workerHasher, type Hasher } from './hashing.ts';
+import { checkBase, manifestAt, modelOutput, type OutputOptions } from './export.ts';
+import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { writeModel, type ExportSummary, type UnitOverrides } from './writer.ts';
 
@@ -94,12 +94,7 @@ function checkParams(opts: ComposeOptions): { density: number; lambda: number; s
 
 export async function composeRuns(opts: ComposeOptions): Promise<ComposeSummary> {
   const params = checkParams(opts);
-  const hasher = workerHasher();
-  try {
-    return await composeWith(opts, params, hasher);
-  } finally {
-    await hasher.close();
-  }
+  return withWorkerHasher((hasher) => composeWith(opts, params, hasher));
 }
 
 async function composeWith(opts: ComposeOptions, params: ReturnType<typeof checkParams>, hasher: Hasher): Promise<ComposeSummary> {
@@ -174,9 +169,6 @@ async function composeOnBase(
   const summary = await writeModel({
     base,
     overrides,
-    dest: await openDestination(opts.out, opts.openStore),
-    dtype: opts.dtype ?? 'base',
-    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance: {
       format: 'lisa-composition',
       version: 1,
@@ -186,9 +178,7 @@ async function composeOnBase(
       runs: runs.map((r) => ({ runId: r.run.id, seq: r.manifest?.seq ?? -1, weight: r.weight })),
     },
     verify,
-    hasher,
-    onProgress: opts.onProgress,
-    now: opts.now,
+    ...(await modelOutput(opts, hasher)),
   });
   return {
     ...summary,

@@ -15,7 +15,7 @@ import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
-import { BaseChangedError } from '../train/resources.ts';
+import { BaseChangedError } from '../train/sources.ts';
 import { readHeader, readTensorF32, writeSafetensors, type AbortableSink, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
 import { fileSink, fileSource, type ByteSource } from '../tensors/source.ts';
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
@@ -23,8 +23,8 @@ import { unitNames } from '../models/units.ts';
 import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
-import { workerHasher, type Hasher } from './hashing.ts';
-import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteProgress } from './writer.ts';
+import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
+import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
 
 export const DELTA_FORMAT = 'lisa-delta';
 export const DELTA_FORMAT_VERSION = '1';
@@ -40,7 +40,7 @@ export class DeltaBaseMismatchError extends LisaError {
   }
 }
 
-/** A location or size an export cannot use: codes EXPORT_NO_STORE, EXPORT_BAD_OUTPUT, EXPORT_BAD_SIZE. */
+/** A location or size an export cannot use: codes EXPORT_STORE_MISSING, EXPORT_OUTPUT_INVALID, EXPORT_SIZE_INVALID. */
 export class ExportArgumentError extends LisaError {}
 
 export class InvalidDeltaError extends LisaError {
@@ -100,6 +100,11 @@ export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mi
   return check;
 }
 
+/** What every model an export, apply or compose writes shares: where, in which dtype and shards, progress. */
+export async function modelOutput(opts: OutputOptions, hasher: Hasher): Promise<Pick<WriteModelOptions, 'dest' | 'dtype' | 'shardSize' | 'hasher' | 'onProgress' | 'now'>> {
+  return { dest: await openDestination(opts.out, opts.openStore), dtype: opts.dtype ?? 'base', shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE, hasher, onProgress: opts.onProgress, now: opts.now };
+}
+
 export async function openDestination(out: string, openStore?: (url: string) => ObjectStore): Promise<Destination> {
   if (!out.startsWith('s3://')) return dirDestination(out);
   return storeDestination(requireOpener(openStore, out)(out));
@@ -113,13 +118,8 @@ function runOverrides(store: ObjectStore, manifest: ChunkManifest | null, hasher
   };
 }
 
-export async function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
-  const hasher = workerHasher();
-  try {
-    return await exportWith(opts, hasher);
-  } finally {
-    await hasher.close();
-  }
+export function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
+  return withWorkerHasher((hasher) => exportWith(opts, hasher));
 }
 
 async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunExportSummary> {
@@ -165,14 +165,9 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
   const summary = await writeModel({
     base,
     overrides,
-    dest: await openDestination(opts.out, opts.openStore),
-    dtype: opts.dtype ?? 'base',
-    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance,
     verify,
-    hasher,
-    onProgress: opts.onProgress,
-    now: opts.now,
+    ...(await modelOutput(opts, hasher)),
   });
   return { ...summary, runId: run.id, seq, units };
 }
@@ -181,7 +176,7 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
 async function singleFileOutput(out: string, openStore?: (url: string) => ObjectStore): Promise<{ url: string; sink: AbortableSink; commit(): Promise<void>; abort(): Promise<void> }> {
   if (out.startsWith('s3://')) {
     const slash = out.lastIndexOf('/');
-    if (slash <= 's3://'.length) throw new ExportArgumentError('EXPORT_BAD_OUTPUT', `delta output ${out}: expected s3://bucket/key`, { out });
+    if (slash <= 's3://'.length) throw new ExportArgumentError('EXPORT_OUTPUT_INVALID', `delta output ${out}: expected s3://bucket/key`, { out });
     const store = requireOpener(openStore, out)(out.slice(0, slash));
     const key = out.slice(slash + 1);
     if (await store.head(key)) throw new OutputExistsError(out, 'an object');
@@ -210,7 +205,7 @@ async function singleFileOutput(out: string, openStore?: (url: string) => Object
 }
 
 function requireOpener(openStore: ((url: string) => ObjectStore) | undefined, url: string): (url: string) => ObjectStore {
-  if (!openStore) throw new ExportArgumentError('EXPORT_NO_STORE', `cannot use ${url}: no store opener was given for s3:// locations`, { url });
+  if (!openStore) throw new ExportArgumentError('EXPORT_STORE_MISSING', `cannot use ${url}: no store opener was given for s3:// locations`, { url });
   return openStore;
 }
 
@@ -320,13 +315,8 @@ export async function readDeltaInfo(delta: string, openStore?: (url: string) => 
   return { baseSha256: m.base_sha256, runId: m.run_id ?? '', seq: Number(m.seq), globalStep: Number(m.global_step), units: units as string[], header, source };
 }
 
-export async function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary> {
-  const hasher = workerHasher();
-  try {
-    return await applyWith(opts, hasher);
-  } finally {
-    await hasher.close();
-  }
+export function applyDelta(opts: ApplyDeltaOptions): Promise<ExportSummary> {
+  return withWorkerHasher((hasher) => applyWith(opts, hasher));
 }
 
 async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<ExportSummary> {
@@ -364,9 +354,6 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
   return writeModel({
     base,
     overrides,
-    dest: await openDestination(opts.out, opts.openStore),
-    dtype: opts.dtype ?? 'base',
-    shardSize: opts.shardSize ?? DEFAULT_SHARD_SIZE,
     provenance: {
       format: 'lisa-export',
       version: 1,
@@ -378,9 +365,7 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
       delta: basename(opts.delta),
     },
     verify,
-    hasher,
-    onProgress: opts.onProgress,
-    now: opts.now,
+    ...(await modelOutput(opts, hasher)),
   });
 }
 
@@ -390,7 +375,7 @@ export function parseSize(text: string): number {
   const scale: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
   const bytes = m ? Math.floor(Number(m[1]) * scale[m[2].toLowerCase()]) : NaN;
   if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new ExportArgumentError('EXPORT_BAD_SIZE', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`, { size: text });
+    throw new ExportArgumentError('EXPORT_SIZE_INVALID', `size '${text}': expected a positive number of bytes with an optional unit (KB, MB, GB, KiB, MiB, GiB), e.g. 2GB`, { size: text });
   }
   return bytes;
 }

@@ -31,7 +31,7 @@ export type MergeMethod = (typeof MERGE_METHODS)[number];
 
 export class MergeParameterError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('MERGE_INVALID_PARAMETERS', message, details);
+    super('MERGE_PARAMETERS_INVALID', message, details);
   }
 }
 
@@ -167,7 +167,7 @@ export function ties(
   return consensusMerge(base, weights, (i, j) => (masks[i][j] ? models[i][j] - base[j] : 0), opts.lambda, true);
 }
 
-/** `rngs[i]` is model i's stream for this tensor (see mergeRngFor). */
+/** `rngs[i]` is model i's stream for this tensor (see compose.ts's module doc for how it is derived). */
 export function dare(
   base: Float32Array,
   models: readonly Float32Array[],

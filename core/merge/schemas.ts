@@ -1,6 +1,6 @@
 /**
- * Option bodies of exports and compositions, shared by the CLI's validation and the HTTP API
- * (`POST /v1/runs/{id}/exports`, `POST /v1/compositions`) and its OpenAPI document.
+ * Option bodies of exports and compositions over HTTP (`POST /v1/runs/{id}/exports`,
+ * `POST /v1/compositions`): request validation and the OpenAPI document share them.
  * Sizes are bytes or strings like "2GB" (see parseSize); parsed bodies carry bytes, so they map
  * straight onto ExportRunOptions / ComposeOptions.
  */

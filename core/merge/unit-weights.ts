@@ -16,7 +16,7 @@ import { storeSource, type ObjectStore } from '../store/object-store.ts';
 import { readHeader, readTensorF32, type SafetensorsHeader, type TensorInfo } from '../tensors/safetensors.ts';
 import { decodeFloats, isFloatDtype } from '../tensors/dtypes.ts';
 import type { ByteSource } from '../tensors/source.ts';
-import { inlineHasher, type Hasher } from './hashing.ts';
+import { inlineHasher, type Hasher } from '../tensors/hashing.ts';
 
 export interface UnitWeights {
   unit: string;

@@ -8,13 +8,12 @@
  * alphabetical order alike, so a unit is rarely held for long); every other tensor is a ranged
  * read of the base file. One tensor is read ahead so reading overlaps writing.
  */
-import { createHash } from 'node:crypto';
 import { LisaError } from '../errors.ts';
 import { readTensorBytes, readTensorF32, writeSafetensors, type TensorEntry } from '../tensors/safetensors.ts';
 import { dtypeSize, isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { INDEX_FILE, SINGLE_FILE, type BaseLayout, type BaseTensor } from './base-files.ts';
 import type { Destination } from './destination.ts';
-import { inlineHasher, type Hasher } from './hashing.ts';
+import { inlineHasher, sha256Hex, type Hasher } from '../tensors/hashing.ts';
 
 export const EXPORT_DTYPES = ['base', 'f32', 'bf16', 'f16'] as const;
 export type ExportDtype = (typeof EXPORT_DTYPES)[number];
@@ -192,8 +191,6 @@ class TensorFeed {
     return data;
   }
 }
-
-const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** Writes the whole model to `dest` and commits it; on failure nothing is left at the target. */
 export async function writeModel(opts: WriteModelOptions): Promise<ExportSummary> {

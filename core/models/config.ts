@@ -60,7 +60,7 @@ export function contextLength(spec: ModelSpec): number {
 
 export class ConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('CONFIG_INVALID', message, details);
+    super('MODEL_CONFIG_INVALID', message, details);
   }
 }
 
@@ -70,7 +70,7 @@ export class UnsupportedArchitectureError extends LisaError {
       .map(([type, cls]) => `${cls} (model_type "${type}")`)
       .join(', ');
     super(
-      'UNSUPPORTED_ARCHITECTURE',
+      'MODEL_ARCHITECTURE_UNSUPPORTED',
       `${where}: unsupported architecture: architectures=${JSON.stringify(found.architectures ?? null)}, ` +
         `model_type=${JSON.stringify(found.modelType ?? null)}; supported: ${supported}`,
       { where, ...found, supported: Object.values(SUPPORTED_ARCHITECTURES) },

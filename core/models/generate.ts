@@ -24,7 +24,7 @@ export interface GenerateOptions {
 
 export class GenerateOptionsError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('GENERATE_INVALID_OPTIONS', message, details);
+    super('GENERATE_OPTIONS_INVALID', message, details);
   }
 }
 

@@ -7,12 +7,12 @@
  * for a sharded model it is the sha256 of the shards' lowercase hex digests concatenated in shard
  * file name order (HF names shards model-00001-of-0000N..., so that is their natural order).
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LisaError } from '../errors.ts';
+import { LisaError, type ErrorCode } from '../errors.ts';
 import { decodeFloats, isFloatDtype } from '../tensors/dtypes.ts';
 import { readHeader, SafetensorsError, type SafetensorsHeader, type TensorEntry, type TensorInfo, writeSafetensors } from '../tensors/safetensors.ts';
+import { inlineHasher, sha256Hex, type Hasher } from '../tensors/hashing.ts';
 import { type ByteSource, fileSink, fileSource, readAhead } from '../tensors/source.ts';
 import { configJson, type ModelSpec, parseConfig } from './config.ts';
 import { canonicalName, tensorShapes } from './units.ts';
@@ -24,10 +24,9 @@ export interface BaseModel {
   dir: string;
 }
 
-export type ModelDirErrorCode = 'MODEL_FILE_MISSING' | 'MODEL_FILE_INVALID' | 'MODEL_INDEX_INVALID' | 'MODEL_TENSORS_MISMATCH' | 'MODEL_OUT_DIR_NOT_EMPTY';
 
 export class ModelDirError extends LisaError {
-  constructor(code: ModelDirErrorCode, message: string, details?: Record<string, unknown>) {
+  constructor(code: Extract<ErrorCode, 'MODEL_FILE_MISSING' | 'MODEL_FILE_INVALID' | 'MODEL_INDEX_INVALID' | 'MODEL_TENSORS_MISMATCH' | 'MODEL_OUT_DIR_NOT_EMPTY'>, message: string, details?: Record<string, unknown>) {
     super(code, message, details);
   }
 }
@@ -54,11 +53,11 @@ export interface LoadOptions {
    */
   readBytes?: number;
   /**
-   * Computes the sha256s; default inline on this thread. core/merge/hashing.ts's workerHasher
+   * Computes the sha256s; default inline on this thread. core/tensors/hashing.ts's workerHasher
    * moves it to another thread: on 2 shared cores that gained an S3 load ~5% (noise-level),
    * against a worker's start-up cost per process (bench/s3-base-load.ts).
    */
-  hasher?: { stream(): { update(chunk: Uint8Array): Promise<void>; digest(): Promise<string> } };
+  hasher?: Pick<Hasher, 'stream'>;
 }
 
 /** loadBaseDir over any file opener (a directory, an object store prefix); `where` names it in errors. */
@@ -146,7 +145,7 @@ async function decodeBase(
   const { groups, reads, first } = await readsStarted;
   let next: Promise<IteratorResult<Uint8Array>> | undefined = first;
   for (const [i, { file, src, infos }] of perShard.entries()) {
-    const hash = hasher?.stream() ?? inlineHash();
+    const hash = (hasher ?? inlineHasher).stream();
     const kept = new Set(infos.map((info) => info.name));
     for (const group of groups[i]) {
       const bytes = (await (next ?? reads.next())).value as Uint8Array;
@@ -165,18 +164,16 @@ async function decodeBase(
     }
     digests.push({ file, sha256: await hash.digest() });
   }
-  const sha256 =
-    digests.length === 1 && digests[0].file === SAFETENSORS_FILE
-      ? digests[0].sha256
-      : createHash('sha256')
-          .update(digests.sort((a, b) => (a.file < b.file ? -1 : 1)).map((d) => d.sha256).join(''))
-          .digest('hex');
-  return { spec, weights, sha256 };
+  return { spec, weights, sha256: baseIdentity(digests) };
 }
 
-function inlineHash(): { update(chunk: Uint8Array): Promise<void>; digest(): Promise<string> } {
-  const h = createHash('sha256');
-  return { update: async (chunk) => void h.update(chunk), digest: async () => h.digest('hex') };
+/**
+ * A base's identity (see the module doc) from its weight files' sha256s: model.safetensors' own,
+ * or for shards the sha256 of their hex digests concatenated in file name order.
+ */
+export function baseIdentity(digests: ReadonlyArray<{ file: string; sha256: string }>): string {
+  if (digests.length === 1 && digests[0].file === SAFETENSORS_FILE) return digests[0].sha256;
+  return sha256Hex([...digests].sort((a, b) => (a.file < b.file ? -1 : 1)).map((d) => d.sha256).join(''));
 }
 
 /**

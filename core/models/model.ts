@@ -9,6 +9,7 @@ import { gpt2Forward } from './gpt2.ts';
 import { llamaForward } from './llama.ts';
 import { conv1d, linear, maskedCrossEntropy, type KV, type Params } from './nn.ts';
 import { canonicalName, tensorShapes } from './units.ts';
+import { mulberry32 } from '../lisa/rng.ts';
 
 export class WeightsError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
@@ -157,24 +158,13 @@ function createDecoder(spec: ModelSpec, p: Params, forward: Forward): Decoder {
   };
 }
 
-/** Deterministic PRNG (mulberry32): same seed, same weights, on every backend. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * GPT-2/nanoGPT-style initialisation: N(0, 0.02) matrices, residual output projections scaled by
  * 1/sqrt(2 * layers), norm weights 1, biases 0.
  */
 export function randomWeights(spec: ModelSpec, seed: number): Map<string, Float32Array> {
-  const rand = mulberry32(seed);
+  // the seed's own mulberry32 stream (not a named one), so a seed gives the same weights as it always has
+  const rand = mulberry32(seed).next;
   const normal = () => {
     const u = 1 - rand();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());

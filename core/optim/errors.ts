@@ -3,7 +3,7 @@ import { LisaError } from '../errors.ts';
 /** An AdamW hyperparameter or LR schedule outside its domain. */
 export class OptimConfigError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('OPTIM_CONFIG', message, details);
+    super('OPTIM_CONFIG_INVALID', message, details);
   }
 }
 
@@ -24,6 +24,6 @@ export class NonFiniteGradientError extends LisaError {
 /** Restored optimizer state that does not fit the parameters it is restored onto. */
 export class OptimStateError extends LisaError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('OPTIM_STATE', message, details);
+    super('OPTIM_STATE_INVALID', message, details);
   }
 }

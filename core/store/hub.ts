@@ -18,7 +18,7 @@
  * reconstruction-info round trips the library's XetBlob makes for every slice.
  */
 import PQueue from 'p-queue';
-import { LisaError } from '../errors.ts';
+import { LisaError, type ErrorCode } from '../errors.ts';
 import { ByteSourceError, type ByteSource } from '../tensors/source.ts';
 
 export const HF_SCHEME = 'hf://';
@@ -49,12 +49,13 @@ export function hubOptionsFromEnv(env: HubEnv): HubOptions {
 export class HubError extends LisaError {}
 
 /**
- * Codes: MODEL_HUB_BAD_REF (not hf://org/name[@rev]), MODEL_HUB_NOT_FOUND (no such repo or
- * revision, or no access to it), MODEL_HUB_ACCESS_DENIED (gated or forbidden), HUB_BAD_TOKEN,
+ * Codes: HUB_REF_INVALID (not hf://org/name[@rev]), HUB_REPO_NOT_FOUND (no such repo or
+ * revision, or no access to it), HUB_ACCESS_DENIED (gated or forbidden), HUB_TOKEN_INVALID,
  * HUB_REQUEST_FAILED (the hub failed, also after retries), HUB_RANGE_IGNORED (a ranged GET was
- * answered with other bytes than asked for). MODEL_ ones are the caller's ref's fault.
+ * answered with other bytes than asked for). Their kinds (core/errors.ts) tell the caller's ref's
+ * faults from the hub's.
  */
-function hubError(code: string, message: string, details: Record<string, unknown>, cause?: unknown): HubError {
+function hubError(code: ErrorCode, message: string, details: Record<string, unknown>, cause?: unknown): HubError {
   return new HubError(code, message, details, cause === undefined ? undefined : { cause });
 }
 
@@ -79,7 +80,7 @@ export function parseHfRef(ref: string): HfRef {
   const revision = at < 0 ? 'main' : rest.slice(at + 1);
   const segs = repo.split('/');
   if (!isHfRef(ref) || segs.length > 2 || !segs.every((s) => NAME.test(s) && !s.includes('..')) || revision === '' || /\s/.test(revision)) {
-    throw hubError('MODEL_HUB_BAD_REF', `base ref '${ref}': expected hf://org/name or hf://org/name@revision (a branch, tag or commit)`, { ref });
+    throw hubError('HUB_REF_INVALID', `base ref '${ref}': expected hf://org/name or hf://org/name@revision (a branch, tag or commit)`, { ref });
   }
   return { ref, repo, revision };
 }
@@ -101,7 +102,7 @@ export interface HubRepo {
   readonly stats: HubStats;
   /** the commit the revision resolved to, once a response named it */
   readonly commit: string | undefined;
-  /** null when the repo has no such file; MODEL_HUB_NOT_FOUND when the repo or revision is missing */
+  /** null when the repo has no such file; HUB_REPO_NOT_FOUND when the repo or revision is missing */
   info(path: string): Promise<HubFileInfo | null>;
   /** a file as ranged reads; undefined when the repo has no such file */
   source(path: string): Promise<(ByteSource & { info: HubFileInfo }) | undefined>;
@@ -125,7 +126,7 @@ export function openHubRepo(refText: string, opts: HubOptions = {}): HubRepo {
   const token = opts.token;
   if (token !== undefined && !token.startsWith('hf_')) {
     // @huggingface/hub refuses such a token with a bare TypeError
-    throw hubError('HUB_BAD_TOKEN', `the Hugging Face token (HF_TOKEN) does not start with 'hf_'; set a user access token from https://huggingface.co/settings/tokens`, {});
+    throw hubError('HUB_TOKEN_INVALID', `the Hugging Face token (HF_TOKEN) does not start with 'hf_'; set a user access token from https://huggingface.co/settings/tokens`, {});
   }
   const partSize = opts.partSize ?? 16 * MiB;
   const attempts = opts.attempts ?? 4;
@@ -137,11 +138,11 @@ export function openHubRepo(refText: string, opts: HubOptions = {}): HubRepo {
 
   const notFound = (path: string, code: string | null): HubError => {
     if (code === 'RevisionNotFound') {
-      return hubError('MODEL_HUB_NOT_FOUND', `${ref.ref}: repository ${ref.repo} on ${endpoint} has no revision '${ref.revision}'`, { ref: ref.ref, path });
+      return hubError('HUB_REPO_NOT_FOUND', `${ref.ref}: repository ${ref.repo} on ${endpoint} has no revision '${ref.revision}'`, { ref: ref.ref, path });
     }
-    if (code === 'EntryNotFound') return hubError('MODEL_HUB_NOT_FOUND', `${name(path)}: no such file on ${endpoint} (it went away while being read)`, { ref: ref.ref, path });
+    if (code === 'EntryNotFound') return hubError('HUB_REPO_NOT_FOUND', `${name(path)}: no such file on ${endpoint} (it went away while being read)`, { ref: ref.ref, path });
     const access = token ? 'HF_TOKEN has no access to it' : 'no HF_TOKEN is set';
-    return hubError('MODEL_HUB_NOT_FOUND', `${ref.ref}: no model repository ${ref.repo} on ${endpoint}, or it is private or gated and ${access}`, { ref: ref.ref, path });
+    return hubError('HUB_REPO_NOT_FOUND', `${ref.ref}: no model repository ${ref.repo} on ${endpoint}, or it is private or gated and ${access}`, { ref: ref.ref, path });
   };
 
   /**
@@ -167,7 +168,7 @@ export function openHubRepo(refText: string, opts: HubOptions = {}): HubRepo {
       if (TRANSIENT_STATUS.has(res.status)) throw new Transient(`${name(path)}: the hub answered ${res.status}`);
       if (res.status === 401 || res.status === 404) throw notFound(path, errorCode);
       if (res.status === 403) {
-        throw hubError('MODEL_HUB_ACCESS_DENIED', `${ref.ref}: access to ${ref.repo} on ${endpoint} is denied (${errorCode ?? 'forbidden'}); a gated repo needs its terms accepted and an HF_TOKEN of that account`, { ref: ref.ref, path });
+        throw hubError('HUB_ACCESS_DENIED', `${ref.ref}: access to ${ref.repo} on ${endpoint} is denied (${errorCode ?? 'forbidden'}); a gated repo needs its terms accepted and an HF_TOKEN of that account`, { ref: ref.ref, path });
       }
       throw hubError('HUB_REQUEST_FAILED', `${name(path)}: the hub at ${endpoint} answered ${res.status} ${res.statusText}`, { ref: ref.ref, path, status: res.status });
     }

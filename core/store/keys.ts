@@ -1,4 +1,4 @@
-/** Object keys of a run, per DESIGN.md "Store layout". Relative to the store root. */
+/** Object keys of a run, per README.md "Store layout". Relative to the store root. */
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 

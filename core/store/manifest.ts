@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { LisaError } from '../errors.ts';
-import type { ObjectStore } from './object-store.ts';
+import { getJson, type ObjectStore } from './object-store.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 import { chunksPrefix, manifestKey, seqOfManifestKey } from './keys.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
@@ -78,15 +78,13 @@ export class ManifestNotFoundError extends LisaError {
 
 export class CorruptObjectError extends LisaError {
   constructor(key: string, expected: string, actual: string) {
-    super('CORRUPT_OBJECT', `object ${key} does not match its recorded sha256 (expected ${expected}, got ${actual})`, {
+    super('STORE_OBJECT_CORRUPT', `object ${key} does not match its recorded sha256 (expected ${expected}, got ${actual})`, {
       key,
       expected,
       actual,
     });
   }
 }
-
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Every committed seq of a run, ascending. */
 export async function listSeqs(store: ObjectStore, runId: string): Promise<number[]> {
@@ -95,9 +93,7 @@ export async function listSeqs(store: ObjectStore, runId: string): Promise<numbe
 }
 
 export async function readManifest(store: ObjectStore, runId: string, seq: number): Promise<ChunkManifest> {
-  const key = manifestKey(runId, seq);
-  if (!(await store.head(key))) throw new ManifestNotFoundError(runId, seq);
-  return JSON.parse(new TextDecoder().decode(await store.get(key))) as ChunkManifest;
+  return getJson<ChunkManifest>(store, manifestKey(runId, seq), () => new ManifestNotFoundError(runId, seq));
 }
 
 /** The latest committed manifest, or null for a run with no chunk yet. */

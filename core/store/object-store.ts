@@ -83,26 +83,33 @@ export class AccessDeniedError extends StoreError {
 
 export class BadStoreUrlError extends StoreError {
   constructor(url: string, why: string) {
-    super('STORE_BAD_URL', `store url '${url}': ${why}; expected s3://bucket[/prefix], file:///abs/dir or a directory path`, { url });
+    super('STORE_URL_INVALID', `store url '${url}': ${why}; expected s3://bucket[/prefix], file:///abs/dir or a directory path`, { url });
   }
 }
 
 export class BadKeyError extends StoreError {
   constructor(storeUrl: string, key: string, why: string) {
-    super('STORE_BAD_KEY', `object key '${key}' for store ${storeUrl}: ${why}; expected a relative '/'-separated path without '.' or '..' segments`, { store: storeUrl, key });
+    super('STORE_KEY_INVALID', `object key '${key}' for store ${storeUrl}: ${why}; expected a relative '/'-separated path without '.' or '..' segments`, { store: storeUrl, key });
   }
 }
 
 export class RangeNotSatisfiableError extends StoreError {
   constructor(storeUrl: string, key: string, range: ByteRange, size: number | null) {
     const past = size === null ? 'outside the object' : `past the end of the object (${size} bytes)`;
-    super('STORE_BAD_RANGE', `cannot read ${range.length} bytes at offset ${range.offset} of ${key} in store ${storeUrl}: ${past}`, { store: storeUrl, key, ...range, size });
+    super('STORE_RANGE_INVALID', `cannot read ${range.length} bytes at offset ${range.offset} of ${key} in store ${storeUrl}: ${past}`, { store: storeUrl, key, ...range, size });
   }
 }
 
 export class StreamClosedError extends StoreError {
   constructor(storeUrl: string, key: string, state: 'closed' | 'aborted') {
     super('STORE_STREAM_CLOSED', `cannot use the upload stream of ${key} in store ${storeUrl}: it was already ${state}`, { store: storeUrl, key, state });
+  }
+}
+
+/** An object the system wrote itself (run.json, a manifest) that does not parse: damaged in the store. */
+export class StoreObjectInvalidError extends StoreError {
+  constructor(storeUrl: string, key: string, why: string, options?: { cause?: unknown }) {
+    super('STORE_OBJECT_INVALID', `object ${key} in store ${storeUrl} is damaged: ${why}`, { store: storeUrl, key }, options);
   }
 }
 
@@ -131,6 +138,24 @@ export function checkRange(storeUrl: string, key: string, range: ByteRange): voi
 /** S3 lists keys in UTF-8 byte order; JS string order differs above U+FFFF, so compare bytes. */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * A JSON object the system wrote, in one GET (no HEAD first); `missing` names what is absent in
+ * the caller's words (a run, a chunk) when the key does not exist.
+ */
+export async function getJson<T>(store: ObjectStore, key: string, missing: () => Error): Promise<T> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.get(key);
+  } catch (err) {
+    throw err instanceof NotFoundError ? missing() : err;
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  } catch (err) {
+    throw new StoreObjectInvalidError(store.url, key, `not valid JSON (${(err as Error).message})`, { cause: err });
+  }
 }
 
 /**

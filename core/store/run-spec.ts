@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LisaError } from '../errors.ts';
-import type { ObjectStore } from './object-store.ts';
+import { getJson, type ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
 
 export const SAMPLERS = ['uniform', 'weighted', 'outlier', 'grad-norm'] as const;
@@ -118,7 +118,7 @@ export interface ConfigProblem {
 
 export class InvalidRunConfigError extends LisaError {
   constructor(problems: ConfigProblem[]) {
-    super('INVALID_RUN_CONFIG', `invalid run config: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, { problems });
+    super('RUN_CONFIG_INVALID', `invalid run config: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, { problems });
   }
 }
 
@@ -136,7 +136,7 @@ export class RunExistsError extends LisaError {
 
 export class InvalidRunIdError extends LisaError {
   constructor(runId: string) {
-    super('INVALID_RUN_ID', `invalid run id '${runId}': expected 1-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit`);
+    super('RUN_ID_INVALID', `invalid run id '${runId}': expected 1-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit`);
   }
 }
 
@@ -151,7 +151,7 @@ export function parseRunConfig(input: unknown): RunConfig {
 /**
  * Names the sampler (runs created before samplers existed have none: 'weighted' when they carry
  * layerProbabilities, else 'uniform', which is what they drew) and fills its options' defaults.
- * An option of another sampler, or 'weighted' without its probabilities, is INVALID_RUN_CONFIG.
+ * An option of another sampler, or 'weighted' without its probabilities, is RUN_CONFIG_INVALID.
  */
 export function withSampler(config: z.output<typeof RunConfigSchema>): RunConfig {
   const sampler = config.sampler ?? (config.layerProbabilities ? 'weighted' : 'uniform');
@@ -194,9 +194,6 @@ export async function putRunSpec(store: ObjectStore, spec: RunSpec): Promise<voi
 
 export async function readRunSpec(store: ObjectStore, runId: string): Promise<RunSpec> {
   checkRunId(runId);
-  const head = await store.head(runSpecKey(runId));
-  if (!head) throw new RunNotFoundError(runId, store.url);
-  const bytes = await store.get(runSpecKey(runId));
-  const spec = JSON.parse(new TextDecoder().decode(bytes)) as RunSpec;
+  const spec = await getJson<RunSpec>(store, runSpecKey(runId), () => new RunNotFoundError(runId, store.url));
   return { ...spec, config: withSampler(spec.config) };
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -14,6 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
 import { LisaError } from '../errors.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 import {
   AccessDeniedError,
   type ByteRange,
@@ -117,7 +117,6 @@ function isTransient(err: unknown): boolean {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /**
  * ObjectStore over S3 (AWS or compatible). All requests of one store share a p-queue of
@@ -142,21 +141,21 @@ export class S3Store implements ObjectStore {
     this.bucket = opts.bucket;
     this.prefix = opts.prefix ?? '';
     if (this.prefix !== '' && !this.prefix.endsWith('/')) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 key prefix '${this.prefix}' must be empty or end with '/'`, { prefix: this.prefix });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 key prefix '${this.prefix}' must be empty or end with '/'`, { prefix: this.prefix });
     }
     this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix.slice(0, -1)}` : ''}`;
     this.partSize = opts.partSize ?? 8 * MiB;
     if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 part size ${this.partSize} is below S3's minimum of ${MIN_PART} bytes (5 MiB)`, { partSize: this.partSize });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 part size ${this.partSize} is below S3's minimum of ${MIN_PART} bytes (5 MiB)`, { partSize: this.partSize });
     }
     const concurrency = opts.concurrency ?? 8;
     if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 concurrency ${concurrency} must be a positive integer`, { concurrency });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 concurrency ${concurrency} must be a positive integer`, { concurrency });
     }
     this.queue = new PQueue({ concurrency });
     this.streamParts = opts.streamParts ?? Math.min(4, concurrency);
     if (!Number.isSafeInteger(this.streamParts) || this.streamParts < 1) {
-      throw new StoreError('STORE_BAD_CONFIG', `S3 stream parts ${this.streamParts} must be a positive integer`, { streamParts: this.streamParts });
+      throw new StoreError('STORE_CONFIG_INVALID', `S3 stream parts ${this.streamParts} must be a positive integer`, { streamParts: this.streamParts });
     }
     this.retry = { attempts: 6, baseMs: 100, capMs: 5000, ...opts.retry };
     this.log = opts.log ?? (() => undefined);
@@ -202,13 +201,13 @@ export class S3Store implements ObjectStore {
     const status = statusOf(err);
     if (key !== undefined && (name === 'NoSuchKey' || (op === 'head' && status === 404))) return new NotFoundError(this.url, key, { cause: err });
     if (name === 'NoSuchBucket') {
-      return new StoreError('STORE_NO_BUCKET', `bucket '${this.bucket}' of store ${this.url} does not exist (or is not visible at this endpoint)`, { store: this.url, bucket: this.bucket }, { cause: err });
+      return new StoreError('STORE_BUCKET_NOT_FOUND', `bucket '${this.bucket}' of store ${this.url} does not exist (or is not visible at this endpoint)`, { store: this.url, bucket: this.bucket }, { cause: err });
     }
     if (status === 403 || ['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(name)) {
       return new AccessDeniedError(this.url, `${op} ${key ?? ''}`.trim(), { cause: err });
     }
     if (name === 'CredentialsProviderError') {
-      return new StoreError('STORE_NO_CREDENTIALS', `no AWS credentials for store ${this.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role`, { store: this.url }, { cause: err });
+      return new StoreError('STORE_CREDENTIALS_MISSING', `no AWS credentials for store ${this.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role`, { store: this.url }, { cause: err });
     }
     const detail = `${name || (err as AwsError)?.code || 'error'}${status ? ` (HTTP ${status})` : ''}: ${(err as AwsError)?.message ?? String(err)}`;
     return new StoreError('STORE_REQUEST_FAILED', `S3 ${op} ${key ?? ''} in store ${this.url} failed: ${detail}`, { store: this.url, key, op, status }, { cause: err });
@@ -312,67 +311,16 @@ export class S3Store implements ObjectStore {
 
   // ---- put ------------------------------------------------------------------------------------
 
+  /** One object from memory, through the streaming upload: a single PUT up to one part, multipart beyond. */
   async put(key: string, body: Uint8Array): Promise<void> {
-    const full = this.fullKey(key);
+    const sink = this.putStream(key);
     try {
-      if (body.length <= this.partSize) {
-        await this.retrying(`put ${key}`, () => {
-          this.stats.bytesOut += body.length;
-          return this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: full, Body: body }));
-        });
-      } else {
-        await this.putMultipart(key, full, body);
-      }
+      await sink.write(body);
     } catch (err) {
-      throw this.fail(err, 'put', key);
-    }
-  }
-
-  private async putMultipart(key: string, full: string, body: Uint8Array): Promise<void> {
-    const partSize = Math.max(this.partSize, Math.ceil(body.length / MAX_PARTS));
-    const created = await this.retrying(`create multipart ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: full })));
-    const uploadId = created.UploadId;
-    if (!uploadId) throw new StoreError('STORE_REQUEST_FAILED', `S3 put ${key} in store ${this.url}: CreateMultipartUpload returned no UploadId`, { store: this.url, key });
-    // After a part fails for good the others are not started: the upload is going to be aborted.
-    let failure: unknown;
-    const abandoned = new StoreError('STORE_REQUEST_FAILED', `S3 put ${key}: upload abandoned after another part failed`, {});
-    const uploads: Promise<{ ETag: string | undefined; PartNumber: number }>[] = [];
-    for (let at = 0, n = 1; at < body.length; at += partSize, n++) {
-      const part = body.subarray(at, Math.min(at + partSize, body.length));
-      uploads.push(
-        this.retrying(`put ${key} part ${n}`, async () => {
-          if (failure !== undefined) throw abandoned;
-          this.stats.bytesOut += part.length;
-          const res = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: full, UploadId: uploadId, PartNumber: n, Body: part }));
-          return { ETag: res.ETag, PartNumber: n };
-        }).catch((err: unknown) => {
-          failure ??= err;
-          throw err;
-        }),
-      );
-    }
-    // Abort only once no part is in flight: a part that finishes after the abort would be stored
-    // (and billed) with no upload to clean it up.
-    const settled = await Promise.allSettled(uploads);
-    try {
-      if (failure !== undefined) throw failure;
-      const parts = settled.map((s) => (s as PromiseFulfilledResult<{ ETag: string | undefined; PartNumber: number }>).value);
-      let tries = 0;
-      try {
-        await this.retrying(`complete multipart ${key}`, () => {
-          tries++;
-          return this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: full, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
-        });
-      } catch (err) {
-        // a retried Complete whose first try landed finds the upload gone: the object is there
-        if (!(tries > 1 && nameOf(err) === 'NoSuchUpload' && (await this.head(key))?.size === body.length)) throw err;
-      }
-    } catch (err) {
-      await this.retrying(`abort multipart ${key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: full, UploadId: uploadId }))).catch((abortErr: unknown) =>
-        this.log(`s3: could not abort multipart upload ${uploadId} of ${key}: ${nameOf(abortErr)}; a lifecycle rule for incomplete uploads will have to remove its parts`),
-      );
+      await sink.abort();
       throw err;
     }
+    await sink.close();
   }
 
   // ---- putStream ------------------------------------------------------------------------------
@@ -538,7 +486,7 @@ export class S3Store implements ObjectStore {
    */
   async createExclusive(key: string, body: Uint8Array): Promise<'created' | 'exists'> {
     const full = this.fullKey(key);
-    const mine = sha256(body);
+    const mine = sha256Hex(body);
     for (let n = 1; ; n++) {
       let err: unknown;
       try {
@@ -556,7 +504,7 @@ export class S3Store implements ObjectStore {
         if (e instanceof NotFoundError) return null;
         throw e;
       });
-      if (existing) return sha256(existing) === mine ? 'created' : 'exists';
+      if (existing) return sha256Hex(existing) === mine ? 'created' : 'exists';
       if (n >= this.retry.attempts) throw this.fail(err, 'create', key);
       const wait = this.backoffMs(n);
       this.log(`s3: create ${key} failed (${nameOf(err)} ${statusOf(err) ?? ''}) and did not land; retry ${n} in ${Math.round(wait)} ms`);

@@ -1,5 +1,5 @@
 import { bufferSource } from '../tensors/source.ts';
-import { encodeSafetensors, readHeader, readTensorF32, writeSafetensors, type TensorEntry } from '../tensors/safetensors.ts';
+import { encodeSafetensors, readHeader, SafetensorsError, readTensorF32, writeSafetensors, type TensorEntry } from '../tensors/safetensors.ts';
 import type { ObjectStore } from './object-store.ts';
 import { LisaError } from '../errors.ts';
 
@@ -19,8 +19,8 @@ export interface UnitObject {
 }
 
 export class InvalidUnitObjectError extends LisaError {
-  constructor(key: string, why: string) {
-    super('INVALID_UNIT_OBJECT', `unit object ${key}: ${why}`, { key });
+  constructor(key: string, why: string, options?: { cause?: unknown }) {
+    super('UNIT_OBJECT_INVALID', `unit object ${key}: ${why}`, { key }, options);
   }
 }
 
@@ -37,7 +37,7 @@ function entries(obj: UnitObject): TensorEntry[] {
 
 const unitMetadata = (obj: UnitObject, metadata: Record<string, string>) => ({ ...metadata, unit: obj.unit, adamStep: String(obj.adamStep) });
 
-/** A safetensors file: "<name>", "<name>.adam_m", "<name>.adam_v" per parameter (DESIGN.md). */
+/** A safetensors file: "<name>", "<name>.adam_m", "<name>.adam_v" per parameter (README.md "Store layout"). */
 export async function encodeUnitObject(obj: UnitObject, metadata: Record<string, string>): Promise<Uint8Array> {
   return encodeSafetensors(entries(obj), unitMetadata(obj, metadata));
 }
@@ -54,7 +54,10 @@ export async function putUnitObject(
 
 export async function decodeUnitObject(key: string, bytes: Uint8Array): Promise<UnitObject> {
   const src = bufferSource(bytes, key);
-  const header = await readHeader(src);
+  // the chunk that committed this object wrote it: a malformed one is damage, not a caller's mistake
+  const header = await readHeader(src).catch((err: unknown) => {
+    throw err instanceof SafetensorsError ? new InvalidUnitObjectError(key, err.message, { cause: err }) : err;
+  });
   const unit = header.metadata.unit;
   const adamStep = Number(header.metadata.adamStep);
   if (!unit || !Number.isInteger(adamStep)) throw new InvalidUnitObjectError(key, 'metadata lacks unit/adamStep');

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { TensorInfo as HeaderEntry } from '@huggingface/hub';
-import { LisaError } from '../errors.ts';
+import { LisaError, type ErrorCode } from '../errors.ts';
 import { decodeFloats, DTYPES, dtypeSize, encodeFloats, isDtype, isFloatDtype, toFileOrder, type Dtype } from './dtypes.ts';
 import { findDuplicateKey } from './json-keys.ts';
 import type { ByteSink, ByteSource } from './source.ts';
@@ -43,29 +43,7 @@ export interface TensorEntry {
   data: TensorData | (() => Promise<TensorData>);
 }
 
-export type SafetensorsErrorCode =
-  | 'SAFETENSORS_TOO_SMALL'
-  | 'SAFETENSORS_HEADER_TOO_LARGE'
-  | 'SAFETENSORS_HEADER_BEYOND_FILE'
-  | 'SAFETENSORS_HEADER_NOT_UTF8'
-  | 'SAFETENSORS_HEADER_NOT_JSON'
-  | 'SAFETENSORS_HEADER_NOT_OBJECT'
-  | 'SAFETENSORS_DUPLICATE_TENSOR'
-  | 'SAFETENSORS_DUPLICATE_KEY'
-  | 'SAFETENSORS_BAD_METADATA'
-  | 'SAFETENSORS_BAD_ENTRY'
-  | 'SAFETENSORS_UNKNOWN_DTYPE'
-  | 'SAFETENSORS_BAD_SHAPE'
-  | 'SAFETENSORS_BAD_OFFSETS'
-  | 'SAFETENSORS_SIZE_MISMATCH'
-  | 'SAFETENSORS_OFFSETS_BEYOND_FILE'
-  | 'SAFETENSORS_OVERLAP'
-  | 'SAFETENSORS_HOLE'
-  | 'SAFETENSORS_TRAILING_BYTES'
-  | 'SAFETENSORS_NOT_FLOAT'
-  | 'SAFETENSORS_RESERVED_NAME'
-  | 'SAFETENSORS_DATA_TYPE'
-  | 'SAFETENSORS_DATA_LENGTH';
+export type SafetensorsErrorCode = Extract<ErrorCode, `SAFETENSORS_${string}`>;
 
 export class SafetensorsError extends LisaError {
   declare readonly code: SafetensorsErrorCode;
@@ -133,19 +111,19 @@ export async function readHeader(src: ByteSource): Promise<SafetensorsHeader> {
   }
 
   const { [METADATA_KEY]: rawMetadata = {}, ...entries } = json;
-  if (!isStringMap(rawMetadata)) throw fail('SAFETENSORS_BAD_METADATA', `${METADATA_KEY} must be an object of string values`);
+  if (!isStringMap(rawMetadata)) throw fail('SAFETENSORS_METADATA_INVALID', `${METADATA_KEY} must be an object of string values`);
 
   const dataLength = size - dataStart;
   const infos: TensorInfo[] = [];
   for (const [name, e] of Object.entries(entries)) {
     if (!isPlainObject(e) || Object.keys(e).length !== 3 || !ENTRY_FIELDS.every((f) => Object.hasOwn(e, f))) {
-      throw fail('SAFETENSORS_BAD_ENTRY', `expected an object with exactly ${ENTRY_FIELDS.join(', ')}, got ${JSON.stringify(e)}`, name);
+      throw fail('SAFETENSORS_ENTRY_INVALID', `expected an object with exactly ${ENTRY_FIELDS.join(', ')}, got ${JSON.stringify(e)}`, name);
     }
     const { dtype, shape, data_offsets: offsets } = e;
     if (!isDtype(dtype)) throw fail('SAFETENSORS_UNKNOWN_DTYPE', `dtype ${JSON.stringify(dtype)} is not one of ${DTYPES.join(', ')}`, name);
-    if (!isShape(shape)) throw fail('SAFETENSORS_BAD_SHAPE', `shape ${JSON.stringify(shape)} is not an array of non-negative integers`, name);
+    if (!isShape(shape)) throw fail('SAFETENSORS_SHAPE_INVALID', `shape ${JSON.stringify(shape)} is not an array of non-negative integers`, name);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !isShape(offsets) || offsets[0] > offsets[1]) {
-      throw fail('SAFETENSORS_BAD_OFFSETS', `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end integers`, name);
+      throw fail('SAFETENSORS_OFFSETS_INVALID', `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end integers`, name);
     }
     const [begin, end] = offsets;
     const need = byteLength(shape, dtype);
@@ -196,8 +174,8 @@ function checkEntry(e: TensorEntry, seen: Set<string>): void {
   if (seen.has(e.name)) throw fail('SAFETENSORS_DUPLICATE_TENSOR', 'is given twice');
   seen.add(e.name);
   if (!isDtype(e.dtype)) throw fail('SAFETENSORS_UNKNOWN_DTYPE', `dtype ${JSON.stringify(e.dtype)} is not one of ${DTYPES.join(', ')}`);
-  if (!isShape(e.shape)) throw fail('SAFETENSORS_BAD_SHAPE', `shape ${JSON.stringify(e.shape)} is not an array of non-negative integers`);
-  if (byteLength(e.shape, e.dtype) > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('SAFETENSORS_BAD_SHAPE', `shape ${JSON.stringify(e.shape)} is too large to address`);
+  if (!isShape(e.shape)) throw fail('SAFETENSORS_SHAPE_INVALID', `shape ${JSON.stringify(e.shape)} is not an array of non-negative integers`);
+  if (byteLength(e.shape, e.dtype) > BigInt(Number.MAX_SAFE_INTEGER)) throw fail('SAFETENSORS_SHAPE_INVALID', `shape ${JSON.stringify(e.shape)} is too large to address`);
 }
 
 /** Checks that `data` fits the entry's dtype and shape. */
@@ -253,7 +231,7 @@ export async function writeSafetensors(
   opts: WriteSafetensorsOptions = {},
 ): Promise<{ bytes: number; sha256: string }> {
   if (metadata !== undefined && !isStringMap(metadata)) {
-    throw new SafetensorsError('SAFETENSORS_BAD_METADATA', WRITER, undefined, 'metadata must be an object of string values');
+    throw new SafetensorsError('SAFETENSORS_METADATA_INVALID', WRITER, undefined, 'metadata must be an object of string values');
   }
   const seen = new Set<string>();
   for (const e of tensors) {

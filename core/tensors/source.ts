@@ -25,7 +25,7 @@ export class ByteSourceError extends LisaError {}
 
 function checkRange(name: string, offset: number, length: number, size?: number): void {
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-    throw new ByteSourceError('SOURCE_BAD_RANGE', `${name}: cannot read ${length} bytes at offset ${offset}: expected non-negative integers`, { source: name, offset, length });
+    throw new ByteSourceError('SOURCE_RANGE_INVALID', `${name}: cannot read ${length} bytes at offset ${offset}: expected non-negative integers`, { source: name, offset, length });
   }
   if (size !== undefined && offset + length > size) {
     throw new ByteSourceError('SOURCE_OUT_OF_RANGE', `${name}: read of ${length} bytes at offset ${offset} goes past the end (${size} bytes)`, { source: name, offset, length, size });

@@ -41,7 +41,7 @@ export interface ChatTokens {
 export class TokenizerFormatError extends LisaError {
   constructor(file: string, offset: number | undefined, what: string) {
     super(
-      'TOKENIZER_MALFORMED',
+      'TOKENIZER_INVALID',
       offset === undefined ? `${file}: ${what}` : `${file}: at byte offset ${offset}: ${what}`,
       { file, offset },
     );
@@ -56,12 +56,12 @@ export class TokenizerNotFoundError extends LisaError {
 
 export class TokenizerEncodeError extends LisaError {
   constructor(message: string) {
-    super('TOKENIZER_ENCODE', message);
+    super('TOKENIZER_ENCODE_FAILED', message);
   }
 }
 
 export class TokenIdError extends LisaError {
   constructor(id: number, vocabSize: number) {
-    super('TOKENIZER_BAD_ID', `token id ${id} is outside the vocabulary [0, ${vocabSize})`, { id, vocabSize });
+    super('TOKENIZER_ID_INVALID', `token id ${id} is outside the vocabulary [0, ${vocabSize})`, { id, vocabSize });
   }
 }

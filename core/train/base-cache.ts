@@ -13,9 +13,10 @@
  * (a damaged disk, a hand-edited file) discards the entry and the base is fetched again.
  * Caching is best effort: a write that fails leaves no entry and does not fail the load.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sha256Hex } from '../tensors/hashing.ts';
 import type { ByteSource } from '../tensors/source.ts';
 
 export interface FileVersion {
@@ -43,7 +44,6 @@ interface RefRecord {
 
 /** The files whose versions stand for the base: its weights (what sha256 identifies). */
 const isWeightFile = (name: string): boolean => name.endsWith('.safetensors') || name.endsWith('.safetensors.index.json');
-const hex = (text: string): string => createHash('sha256').update(text).digest('hex');
 const isErrno = (err: unknown, ...codes: string[]): boolean => codes.includes((err as NodeJS.ErrnoException)?.code ?? '');
 
 export class BaseDiskCache {
@@ -53,7 +53,7 @@ export class BaseDiskCache {
   ) {}
 
   private recordPath(ref: string): string {
-    return join(this.dir, 'refs', `${hex(ref)}.json`);
+    return join(this.dir, 'refs', `${sha256Hex(ref)}.json`);
   }
 
   entryDir(sha256: string): string {

@@ -17,7 +17,7 @@ import {
   type ChunkManifest,
   type UnitRef,
 } from '../store/manifest.ts';
-import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
+import type { RunSpec } from '../store/run-spec.ts';
 import { putUnitObject } from '../store/unit-object.ts';
 import { createModel, type Model } from '../models/model.ts';
 import { unitOf } from '../models/units.ts';
@@ -41,7 +41,8 @@ export interface StepEvent {
 
 export interface ChunkOptions {
   store: ObjectStore;
-  runId: string;
+  /** the run's spec, as read from its run.json by the caller (core/runs reads it once per chunk) */
+  run: RunSpec;
   cache: ResourceCache;
   /** opens the base model and data a run refers to (local path or s3://) */
   sources: Sources;
@@ -109,11 +110,11 @@ export function adamwConfig(run: RunSpec): AdamWConfig {
 export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const now = opts.now ?? Date.now;
   const t0 = now();
-  const { store, runId } = opts;
+  const { store, run } = opts;
+  const runId = run.id;
   const bytesIn0 = store.stats.bytesIn;
   const bytesOut0 = store.stats.bytesOut;
 
-  const run = await readRunSpec(store, runId);
   const c = run.config;
   const parent = await headManifest(store, runId);
   const startStep = parent?.globalStep ?? 0;

@@ -1,27 +1,16 @@
 import type { BaseModel } from '../models/load.ts';
 import type { Tokenizer } from '../tokenizers/index.ts';
-import type { PreparedData } from './sources.ts';
-import { LisaError } from '../errors.ts';
+import type { PreparedDataset } from '../data/index.ts';
+
+/** A run's data, tokenized, with the sha256 of its bytes. */
+export interface PreparedData {
+  sha256: string;
+  dataset: PreparedDataset;
+}
 
 /** A base model with its tokenizer, as a chunk needs it. */
 export interface LoadedBase extends BaseModel {
   tokenizer: Tokenizer;
-}
-
-export class BaseChangedError extends LisaError {
-  constructor(ref: string, expected: string, actual: string) {
-    super('BASE_CHANGED', `base ${ref} has sha256 ${actual} but the run was created on ${expected}; bases must never change`, {
-      ref,
-      expected,
-      actual,
-    });
-  }
-}
-
-export class DataChangedError extends LisaError {
-  constructor(ref: string, expected: string, actual: string) {
-    super('DATA_CHANGED', `data ${ref} has sha256 ${actual} but the run was created on ${expected}`, { ref, expected, actual });
-  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../store/object-store.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
-import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
+import type { RunSpec } from '../store/run-spec.ts';
 import { createModel, type Model } from '../models/model.ts';
 import { materialize } from './run-state.ts';
 import { openRunInputs, type Sources } from './sources.ts';
@@ -22,12 +22,13 @@ export interface RunModel {
  */
 export async function loadRunModel(opts: {
   store: ObjectStore;
-  runId: string;
+  /** the run's spec, as read from its run.json */
+  run: RunSpec;
   at?: number;
   sources: Sources;
   cache: ResourceCache;
 }): Promise<RunModel> {
-  const run = await readRunSpec(opts.store, opts.runId);
+  const { run } = opts;
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const manifest =
     opts.at === undefined ? await headManifest(opts.store, run.id) : opts.at < 0 ? null : await readManifest(opts.store, run.id, opts.at);

@@ -26,7 +26,7 @@ export class SamplerHistoryError extends LisaError {
 
 export class RunSpecSamplerError extends LisaError {
   constructor(runId: string) {
-    super('RUN_SPEC_INVALID', `run '${runId}' uses sampler 'outlier' but its run.json holds no outlier calibration`, { runId });
+    super('RUN_CALIBRATION_MISSING', `run '${runId}' uses sampler 'outlier' but its run.json holds no outlier calibration`, { runId });
   }
 }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { ObjectStore } from '../store/object-store.ts';
-import { sha256Hex } from '../store/manifest.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 import type { RunConfig, RunSpec } from '../store/run-spec.ts';
 import { contextLength } from '../models/config.ts';
 import { loadBase, loadBaseDir, type LoadOptions } from '../models/load.ts';
@@ -11,11 +11,23 @@ import { prefixCached } from '../tensors/source.ts';
 import { hubOptionsFromEnv, isHfRef, openHubRepo, type HubEnv, type HubOptions } from '../store/hub.ts';
 import { prepareDataset, type PreparedDataset } from '../data/index.ts';
 import { BaseDiskCache, type RemoteFile, type RemoteFolder } from './base-cache.ts';
-import { BaseChangedError, DataChangedError, type LoadedBase, type ResourceCache } from './resources.ts';
+import { LisaError } from '../errors.ts';
+import type { LoadedBase, PreparedData, ResourceCache } from './resources.ts';
 
-export interface PreparedData {
-  sha256: string;
-  dataset: PreparedDataset;
+export class BaseChangedError extends LisaError {
+  constructor(ref: string, expected: string, actual: string) {
+    super('BASE_CHANGED', `base ${ref} has sha256 ${actual} but the run was created on ${expected}; bases must never change`, {
+      ref,
+      expected,
+      actual,
+    });
+  }
+}
+
+export class DataChangedError extends LisaError {
+  constructor(ref: string, expected: string, actual: string) {
+    super('DATA_CHANGED', `data ${ref} has sha256 ${actual} but the run was created on ${expected}`, { ref, expected, actual });
+  }
 }
 
 /** How a process opens the bases and datasets runs refer to: local paths, s3:// URLs, hf:// repos. */

@@ -37,6 +37,6 @@ describe('lisa convert-llama2c', () => {
     );
     const missing = lisa('convert-llama2c', join(dir, 'nope.bin'), fixture('tok512.bin'), '--out', join(dir, 'out'));
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe(`error INPUT_NOT_FOUND: ${join(dir, 'nope.bin')}: no such file\n`);
+    expect(missing.stderr).toBe(`error REF_NOT_FOUND: checkpoint ${join(dir, 'nope.bin')}: no such file or directory\n`);
   });
 });

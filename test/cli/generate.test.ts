@@ -41,7 +41,7 @@ describe('lisa generate', () => {
     expect(topP.stderr).toContain("expected a number in [0, 1], got '1.5'");
     const missing = lisa('generate', '--model', 'no/such/dir', '--max-tokens', '5');
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('error MODEL_FILE_MISSING: no/such/dir: no config.json; expected a Hugging Face model directory');
+    expect(missing.stderr).toContain('error REF_NOT_FOUND: base no/such/dir: no such file or directory\n');
     expect(missing.stdout).toBe('');
   });
 

@@ -53,6 +53,6 @@ describe('lisa with HF_ENDPOINT and LISA_CACHE_DIR', () => {
 
     const missing = await lisa(env, ...args, '--id', 'c', '--base', 'hf://org/none');
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe(`error MODEL_HUB_NOT_FOUND: hf://org/none: no model repository org/none on ${hub.url}, or it is private or gated and no HF_TOKEN is set\n`);
+    expect(missing.stderr).toBe(`error HUB_REPO_NOT_FOUND: hf://org/none: no model repository org/none on ${hub.url}, or it is private or gated and no HF_TOKEN is set\n`);
   });
 });

@@ -72,8 +72,8 @@ describe('lisa run create / chunk / status / generate / gc', () => {
     expect(verbose.code).toBe(1);
     expect(verbose.stderr).toMatch(/^error RUN_NOT_FOUND: .*\nRunNotFoundError: .*\n {4}at /);
     const bad = lisa('run', 'create', '--store', store, '--base', 'models/stories260K', '--data', data, '--layers', '9', '--fields', 'question,answer');
-    expect([bad.code, bad.stderr]).toEqual([1, "error INVALID_RUN_CONFIG: invalid run config: activeLayers: γ=9 exceeds the base's 5 layers\n"]);
+    expect([bad.code, bad.stderr]).toEqual([1, "error RUN_CONFIG_INVALID: invalid run config: activeLayers: γ=9 exceeds the base's 5 layers\n"]);
     const wrong = lisa('run', 'create', '--store', store, '--base', 'models/stories260K', '--data', data, '--fields', 'question,answer', '--sampler', 'grad-norm', '--outlier-threshold', '3');
-    expect([wrong.code, wrong.stderr]).toEqual([1, "error INVALID_RUN_CONFIG: invalid run config: outlierThreshold: belongs to sampler 'outlier', but this run's sampler is 'grad-norm'\n"]);
+    expect([wrong.code, wrong.stderr]).toEqual([1, "error RUN_CONFIG_INVALID: invalid run config: outlierThreshold: belongs to sampler 'outlier', but this run's sampler is 'grad-norm'\n"]);
   });
 });

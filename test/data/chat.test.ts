@@ -117,13 +117,13 @@ describe('chat data errors name the row', () => {
 
   it('a conversation without an assistant turn', async () => {
     const err = await code(prepare('{"messages": [{"role": "user", "content": "Hi"}]}\n'));
-    expect([err.code, err.message]).toEqual(['DATA_NO_ASSISTANT', 'chat.jsonl:1: the conversation has no assistant turn, so nothing to train on']);
+    expect([err.code, err.message]).toEqual(['DATA_CHAT_ASSISTANT_MISSING', 'chat.jsonl:1: the conversation has no assistant turn, so nothing to train on']);
   });
 
   it('a malformed row', async () => {
     const ok = JSON.stringify({ messages: conversation.messages });
     const err = await code(prepare(`${ok}\n{"messages": [{"role": "bot", "content": "x"}]}\n`));
-    expect([err.code, err.message]).toEqual(['DATA_CHAT_ROW', 'chat.jsonl:2: messages[0] must have "role" "system", "user", "assistant"; got "bot"']);
+    expect([err.code, err.message]).toEqual(['DATA_CHAT_ROW_INVALID', 'chat.jsonl:2: messages[0] must have "role" "system", "user", "assistant"; got "bot"']);
     expect((await code(prepare('{"question": "x"}\n'))).message).toBe('chat.jsonl:1: expected "messages" or "prompt" and "completion"; the line has: question');
   });
 
@@ -133,14 +133,14 @@ describe('chat data errors name the row', () => {
     const err = await code(
       Promise.resolve().then(() => prepareDataset(rows.join('\n'), { source: 'chat.jsonl', format: 'chat', maxSeqLen: 512, seed: 0, tokenizer: tok })),
     );
-    expect(err.code).toBe('DATA_CHAT_TEMPLATE');
+    expect(err.code).toBe('DATA_CHAT_TEMPLATE_INVALID');
     expect(err.message).toBe('chat.jsonl:1: the chat template fails to render this conversation: Conversation roles must alternate user/assistant/user/assistant/...');
   });
 
   it('a template that does not parse, and one whose prefixes are not prefixes', async () => {
     const ok = JSON.stringify({ messages: conversation.messages });
     const err = await code(prepare(`${ok}\n`, '{% for m in messages %}'));
-    expect(err.code).toBe('DATA_CHAT_TEMPLATE');
+    expect(err.code).toBe('DATA_CHAT_TEMPLATE_INVALID');
     expect(err.message).toMatch(/^bad\.jinja does not parse: /);
     const reversed = '{% for m in messages|reverse %}{{ m.content }};{% endfor %}';
     const unstable = await code(prepare(`${ok}\n`, reversed));
@@ -155,6 +155,6 @@ describe('chat data errors name the row', () => {
         prepareDataset('{"prompt": "a", "completion": "b"}\n', { source: 'c.jsonl', format: 'chat', maxSeqLen: 64, seed: 0, tokenizer: { ...tok, encode: tok.encode.bind(tok), chat: { ...tok.chat!, template: undefined } } }),
       ),
     );
-    expect([err.code, err.message]).toEqual(['DATA_CONFIG', "no chat template: the base's tokenizer_config.json has no chat_template; pass one with --chat-template FILE"]);
+    expect([err.code, err.message]).toEqual(['DATA_CONFIG_INVALID', "no chat template: the base's tokenizer_config.json has no chat_template; pass one with --chat-template FILE"]);
   });
 });

@@ -73,7 +73,7 @@ describe('prepareDataset (jsonl)', () => {
       }
     })() as DatasetParseError;
     expect(err).toBeInstanceOf(DatasetParseError);
-    expect(err.code).toBe('DATA_BAD_LINE');
+    expect(err.code).toBe('DATA_LINE_INVALID');
     expect(err.message).toBe('qa.jsonl:2: invalid JSON; expected one JSON object per line');
     expect(err.cause).toBeInstanceOf(SyntaxError);
     expect(() => prepareDataset('[1, 2]\n', qa)).toThrow('qa.jsonl:1: got an array; expected one JSON object per line');

@@ -45,8 +45,8 @@ describe('tokens', () => {
     expect(() => parseTokenConfig(`t:${'a'.repeat(32)}:abc`, 'f')).toThrow('f: entry 1: hash must be a sha256 in 64 lowercase hex digits');
     expect(() => parseTokenConfig('[{"tenant": 1}]', 'f')).toThrow('f: entry 0: tenant must be');
     expect(() => parseTokenConfig('[nope', 'f')).toThrow(/^f: not valid JSON/);
-    expect(() => parseTokenConfig('# nothing\n', 'f')).toThrow(expect.objectContaining({ code: 'INVALID_TOKEN_CONFIG' }));
-    expect(() => newToken('../x')).toThrow(expect.objectContaining({ code: 'INVALID_TENANT' }));
+    expect(() => parseTokenConfig('# nothing\n', 'f')).toThrow(expect.objectContaining({ code: 'TOKEN_CONFIG_INVALID' }));
+    expect(() => newToken('../x')).toThrow(expect.objectContaining({ code: 'TENANT_INVALID' }));
   });
 
   it('reads the token of a Bearer header only', () => {

@@ -20,7 +20,7 @@ describe('configFromEnv', () => {
       safetyMarginSeconds: 15,
       commitReserveSeconds: undefined,
       shutdownGraceSeconds: 25,
-      refPrefixes: null,
+      refPrefixes: [],
       logLevel: 'info',
       backend: undefined,
     });
@@ -55,7 +55,7 @@ describe('configFromEnv', () => {
     const other = newToken('beta');
     const c = await configFromEnv({ ...base, LISA_TOKENS_FILE: '/secrets/tokens' }, {}, async (p) => (p === '/secrets/tokens' ? `${other.line}\n` : ''));
     expect(c.tokens.map((t) => t.tenant)).toEqual(['acme', 'beta']);
-    await expect(configFromEnv({ LISA_STORE: 'x' }, {}, noFile)).rejects.toMatchObject({ code: 'INVALID_CONFIG', details: { variable: 'LISA_TOKENS' } });
+    await expect(configFromEnv({ LISA_STORE: 'x' }, {}, noFile)).rejects.toMatchObject({ code: 'SERVER_CONFIG_INVALID', details: { variable: 'LISA_TOKENS' } });
     await expect(configFromEnv({ LISA_STORE: 'x', LISA_TOKENS_FILE: '/nope' }, {}, noFile)).rejects.toThrow('LISA_TOKENS_FILE: cannot read /nope: ENOENT: no such file');
     await expect(configFromEnv({ LISA_TOKENS: tok.line }, {}, noFile)).rejects.toThrow(/^LISA_STORE: no store/);
   });
@@ -63,6 +63,6 @@ describe('configFromEnv', () => {
   it('reads ref prefixes and the backend', async () => {
     const c = await configFromEnv({ ...base, LISA_REF_PREFIXES: 's3://b/bases/, s3://b/data/{tenant}/', LISA_BACKEND: 'wasm' }, {}, noFile);
     expect([c.refPrefixes, c.backend]).toEqual([['s3://b/bases/', 's3://b/data/{tenant}/'], 'wasm']);
-    await expect(configFromEnv({ ...base, LISA_BACKEND: 'cuda' }, {}, noFile)).rejects.toThrow("LISA_BACKEND: 'cuda' is not one of tensorflow, wasm, cpu");
+    await expect(configFromEnv({ ...base, LISA_BACKEND: 'cuda' }, {}, noFile)).rejects.toMatchObject({ code: 'ENGINE_BACKEND_INVALID', message: 'LISA_BACKEND=cuda: expected one of tensorflow, wasm, cpu' });
   });
 });

@@ -1,9 +1,11 @@
 /**
  * A real lisa HTTP server on 127.0.0.1 (port 0) over a temp FsStore, or over S3 when LISA_TEST_S3
- * is set, with two tenants, captured JSON logs and the bundled stories260K model.
+ * is set, with two tenants, captured JSON logs and the bundled stories260K model. Each tenant's
+ * data lies in its own area (`tenants/{t}/inputs/qa.jsonl` of the store); the operator's prefixes
+ * add the bundled model and a local exports directory per tenant.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -12,13 +14,14 @@ import { initEngine } from '../../core/engine/index.ts';
 import { FsStore } from '../../core/store/fs-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { openStore } from '../../core/store/open.ts';
-import { PrefixedStore } from '../../core/store/prefixed.ts';
+import { Runs } from '../../core/runs/runs.ts';
+import { tenantPrefix } from '../../core/runs/refs.ts';
 import { ResourceCache } from '../../core/train/resources.ts';
 import { createSources, type Sources } from '../../core/train/sources.ts';
 import { createApp, type AppDeps, type LisaApp } from '../../functions/app.ts';
 import { newToken, parseTokenConfig } from '../../functions/auth.ts';
 import { createMetrics } from '../../functions/metrics.ts';
-import { createLogger, startServer, tenantPrefix, type RunningServer } from '../../functions/server.ts';
+import { createLogger, startServer, type RunningServer } from '../../functions/server.ts';
 
 export const MODEL_DIR = resolve('models/stories260K');
 
@@ -36,8 +39,8 @@ const QA = [
 
 export interface Backend {
   name: string;
-  /** a fresh, empty root store */
-  open(): Promise<{ root: ObjectStore; cleanup(): Promise<void> }>;
+  /** a fresh, empty root store; `ref` names one of its keys as a ref (a path, or an s3:// URL) */
+  open(): Promise<{ root: ObjectStore; ref(key: string): string; cleanup(): Promise<void> }>;
 }
 
 /** The local FsStore always; S3 too when LISA_TEST_S3 is set (infra/local-s3/with-s3.sh). */
@@ -46,7 +49,7 @@ export const BACKENDS: Backend[] = [
     name: 'fs',
     async open() {
       const dir = await mkdtemp(join(tmpdir(), 'lisa-http-store-'));
-      return { root: new FsStore(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
+      return { root: new FsStore(dir), ref: (key: string) => `${dir}/${key}`, cleanup: () => rm(dir, { recursive: true, force: true }) };
     },
   },
   ...(process.env.LISA_TEST_S3
@@ -58,6 +61,7 @@ export const BACKENDS: Backend[] = [
             const root = openStore(url, { env: process.env });
             return {
               root,
+              ref: (key: string) => `${url}/${key}`,
               async cleanup() {
                 await Promise.all((await root.list('')).map((k) => root.delete(k)));
               },
@@ -99,13 +103,22 @@ export class Gate {
 
 export interface Harness {
   dir: string;
+  /** tenant alpha's data ref (its inputs area) */
   data: string;
+  /** a tenant's data ref */
+  dataOf(tenant: string): string;
+  /** a ref in the store's area of `tenant`, e.g. area('alpha', 'inputs/x') */
+  area(tenant: string, path: string): string;
+  /** a local output path `tenant` may write to (the operator's exports prefix) */
+  out(name: string, tenant?: string): string;
   root: ObjectStore;
   tokens: { alpha: string; beta: string };
   logs: string[];
   gate: Gate;
   /** a server on the shared root store; each has its own cache, chunk queue and registry */
   start(opts?: Partial<Pick<AppDeps, 'pricing' | 'limits' | 'refPrefixes'>> & { wrapStore?: (s: ObjectStore) => ObjectStore; ready?: boolean }): Promise<Server>;
+  /** the operator prefixes start() uses by default: the bundled model, `${dir}/exports/{tenant}/` */
+  refPrefixes: string[];
   request(server: Server, method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<Response>;
   /** a run of tenant alpha with TINY_RUN and `config` */
   createRun(server: Server, config?: Record<string, unknown>, token?: string): Promise<Response>;
@@ -117,9 +130,12 @@ export interface Harness {
 export async function harness(backend: Backend): Promise<Harness> {
   await initEngine();
   const dir = await mkdtemp(join(tmpdir(), 'lisa-http-'));
-  const data = join(dir, 'qa.jsonl');
-  await writeFile(data, QA.map(([question, answer]) => JSON.stringify({ question, answer })).join('\n'));
-  const { root, cleanup } = await backend.open();
+  const { root, ref, cleanup } = await backend.open();
+  const qa = new TextEncoder().encode(QA.map(([question, answer]) => JSON.stringify({ question, answer })).join('\n'));
+  for (const tenant of ['alpha', 'beta']) await root.put(`${tenantPrefix(tenant)}inputs/qa.jsonl`, qa);
+  const area = (tenant: string, path: string): string => ref(`${tenantPrefix(tenant)}${path}`);
+  const dataOf = (tenant: string): string => area(tenant, 'inputs/qa.jsonl');
+  const data = dataOf('alpha');
   const alpha = newToken('alpha');
   const beta = newToken('beta');
   const tokens = parseTokenConfig(`${alpha.line}\n${beta.line}`, 'test');
@@ -145,6 +161,10 @@ export async function harness(backend: Backend): Promise<Harness> {
   const h: Harness = {
     dir,
     data,
+    dataOf,
+    area,
+    out: (name, tenant = 'alpha') => join(dir, 'exports', tenant, name),
+    refPrefixes: [MODEL_DIR, `${join(dir, 'exports')}/{tenant}/`],
     root,
     tokens: { alpha: alpha.token, beta: beta.token },
     logs,
@@ -153,14 +173,11 @@ export async function harness(backend: Backend): Promise<Harness> {
       let ready = opts.ready ?? true;
       const wrap = opts.wrapStore ?? ((s) => s);
       const deps: AppDeps = {
-        storeFor: (tenant) => wrap(new PrefixedStore(root, tenantPrefix(tenant))),
+        runs: new Runs({ store: wrap(root), cache: new ResourceCache(), sources, openStore: openRef }),
         tokens,
-        cache: new ResourceCache(),
-        sources,
-        openStore: openRef,
-        pricing: opts.pricing ?? { usdPerHour: 3.6, accelerator: false },
+        pricing: opts.pricing ?? { usdPerHour: 3.6 },
         limits: opts.limits ?? { platformTimeoutSeconds: null, safetyMarginSeconds: 0 },
-        refPrefixes: opts.refPrefixes ?? null,
+        refPrefixes: opts.refPrefixes ?? h.refPrefixes,
         clock: Date.now,
         logger: createLogger('info', sink),
         metrics: createMetrics(new Registry()),
@@ -192,7 +209,8 @@ export async function harness(backend: Backend): Promise<Harness> {
       return { status: res.status, headers: res.headers, text, json };
     },
     createRun(server, config = {}, token) {
-      return h.request(server, 'POST', '/v1/runs', { token, body: { base: MODEL_DIR, data, ...TINY_RUN, ...config } });
+      const tenant = token === beta.token ? 'beta' : 'alpha';
+      return h.request(server, 'POST', '/v1/runs', { token, body: { base: MODEL_DIR, data: dataOf(tenant), ...TINY_RUN, ...config } });
     },
     async seqs(runId, tenant = 'alpha') {
       const prefix = `${tenantPrefix(tenant)}runs/${runId}/chunks/`;

@@ -12,10 +12,10 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
     const exploding = (s: ObjectStore): ObjectStore =>
       new Proxy(s, {
         get(target, prop, receiver) {
-          if (prop === 'head') {
-            return (key: string) => {
-              if (key.startsWith('runs/kaboom/')) throw new TypeError('disk on fire under /srv/secret');
-              return target.head(key);
+          if (prop === 'get') {
+            return (key: string, range?: { offset: number; length: number }) => {
+              if (key.includes('/runs/kaboom/')) throw new TypeError('disk on fire under /srv/secret');
+              return target.get(key, range);
             };
           }
           return Reflect.get(target, prop, receiver);
@@ -40,7 +40,7 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
     for (const [method, path] of routes) {
       const body = method === 'POST' ? {} : undefined;
       const none = await h.request(server, method, path, { token: null, body });
-      expect([none.status, none.json.error.code, none.headers.get('www-authenticate')]).toEqual([401, 'UNAUTHORIZED', 'Bearer realm="lisa"']);
+      expect([none.status, none.json.error.code, none.headers.get('www-authenticate')]).toEqual([401, 'AUTH_TOKEN_MISSING', 'Bearer realm="lisa"']);
       const wrong = await h.request(server, method, path, { token: `${h.tokens.alpha.slice(0, -1)}x`, body });
       expect([wrong.status, wrong.headers.get('www-authenticate')]).toEqual([401, 'Bearer realm="lisa", error="invalid_token"']);
       const basic = await h.request(server, method, path, { token: null, headers: { authorization: `Basic ${Buffer.from(`alpha:${h.tokens.alpha}`).toString('base64')}` } });
@@ -57,15 +57,15 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
     expect([chunk.status, chunk.json.error.code]).toEqual([404, 'RUN_NOT_FOUND']);
     const list = await h.request(server, 'GET', `/v1/runs/${runId}/chunks`, { token: beta });
     expect(list.status).toBe(404);
-    const exp = await h.request(server, 'POST', `/v1/runs/${runId}/exports`, { token: beta, body: { out: `${h.dir}/beta-export` } });
+    const exp = await h.request(server, 'POST', `/v1/runs/${runId}/exports`, { token: beta, body: { out: h.out('beta-export', 'beta') } });
     expect(exp.status).toBe(404);
     const comp = await h.request(server, 'POST', '/v1/compositions', {
       token: beta,
-      body: { base: MODEL_DIR, runs: [{ id: runId }], method: 'linear', out: `${h.dir}/beta-composed` },
+      body: { base: MODEL_DIR, runs: [{ id: runId }], method: 'linear', out: h.out('beta-composed', 'beta') },
     });
     expect([comp.status, comp.json.error.code]).toEqual([404, 'RUN_NOT_FOUND']);
     // nothing was written for the run under beta's prefix (no idempotency record either)
-    expect(await h.root.list('tenants/beta/')).toEqual([]);
+    expect(await h.root.list('tenants/beta/runs/')).toEqual([]);
     expect((await h.request(server, 'GET', `/v1/runs/${runId}`)).status).toBe(200);
 
     // beta's own run with the same config lives under beta's prefix
@@ -85,7 +85,7 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
       expect((await h.request(server, 'GET', path, { token: null })).status).toBe(200);
     }
     const nf = await h.request(server, 'GET', '/nope', { token: null });
-    expect([nf.status, nf.json.error.code]).toEqual([404, 'NOT_FOUND']);
+    expect([nf.status, nf.json.error.code]).toEqual([404, 'ROUTE_NOT_FOUND']);
   });
 
   it('answers an unexpected failure with 500, a request id and no internals', async () => {
@@ -115,7 +115,7 @@ describe.each(BACKENDS)('HTTP auth and tenants ($name store)', (backend) => {
   it('rejects an over-long or non-ASCII token as invalid, not as a server error', async () => {
     for (const token of ['x'.repeat(10_000), 'tökén']) {
       const r = await h.request(server, 'GET', `/v1/runs/${runId}`, { token: null, headers: { 'x-lisa-token': encodeURIComponent(token) } });
-      expect([r.status, r.json.error.code]).toEqual([401, 'UNAUTHORIZED']);
+      expect([r.status, r.json.error.code]).toEqual([401, 'AUTH_TOKEN_INVALID']);
     }
   });
 });

@@ -17,9 +17,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
 describe('chunk deadline', () => {
   const runner = (platformTimeoutSeconds: number | null, safetyMarginSeconds: number): ChunkRunner =>
     new ChunkRunner({
-      cache: undefined as never,
-      sources: undefined as never,
-      pricing: { usdPerHour: 0, accelerator: false },
+      pricing: { usdPerHour: 0 },
       limits: { platformTimeoutSeconds, safetyMarginSeconds },
       clock: Date.now,
       metrics: createMetrics(new Registry()),
@@ -138,7 +136,7 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
   });
 
   it('over budget: 402 with the amount spent, and nothing trained', async () => {
-    const pricey = await h.start({ pricing: { usdPerHour: 36_000, accelerator: true } });
+    const pricey = await h.start({ pricing: { usdPerHour: 36_000 } });
     const id = await run(pricey, { maxCostUsd: 0.001 });
     const first = await chunk(pricey, id);
     expect(first.status).toBe(201);
@@ -150,7 +148,8 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
     expect(await h.seqs(id)).toEqual([0]);
     const status = await h.request(pricey, 'GET', `/v1/runs/${id}`);
     expect(status.json.totals.costUsd).toBe(first.json.totals.costUsd);
-    expect(first.json.seconds.accelerator).toBe(first.json.seconds.wall);
+    // the engine decides what is billed as accelerator time: wasm is not an accelerator
+    expect(first.json.seconds.accelerator).toBe(0);
     await healthy(pricey);
   });
 
@@ -170,7 +169,7 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
 
   it('malformed input: 400 with each field path and what was expected; the server keeps serving', async () => {
     const bad = await h.request(a, 'POST', '/v1/runs', { body: { base: 3, period: 0, schedule: 'sideways', extra: true } });
-    expect([bad.status, bad.json.error.code]).toEqual([400, 'INVALID_REQUEST']);
+    expect([bad.status, bad.json.error.code]).toEqual([400, 'REQUEST_INVALID']);
     const issues = bad.json.error.details.issues as Array<{ path: string; message: string }>;
     expect(issues.map((i) => i.path).sort()).toEqual(['base', 'data', 'extra', 'period', 'schedule']);
     expect(issues.find((i) => i.path === 'base')?.message).toBe('Invalid input: expected string, received number');
@@ -181,19 +180,19 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
 
     const id = await run(a);
     const cases: Array<[string, string, { body?: unknown; raw?: string; headers?: Record<string, string> }, number, string, string?]> = [
-      ['POST', '/v1/runs', { raw: '{"base": ' }, 400, 'INVALID_JSON'],
-      ['POST', '/v1/runs', { raw: '{}', headers: { 'content-type': 'text/plain' } }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
-      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: 'soon' } }, 400, 'INVALID_REQUEST', 'deadlineSeconds'],
-      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: -1 } }, 400, 'INVALID_REQUEST', 'deadlineSeconds'],
-      ['POST', `/v1/runs/${id}/chunks`, { body: { steps: 4 } }, 400, 'INVALID_REQUEST', 'steps'],
-      ['POST', `/v1/runs/${id}/chunks`, { headers: { 'idempotency-key': 'k'.repeat(256) } }, 400, 'INVALID_IDEMPOTENCY_KEY'],
-      ['GET', `/v1/runs/${id}/chunks?limit=0`, {}, 400, 'INVALID_REQUEST', 'limit'],
-      ['GET', '/v1/runs/bad.id', {}, 400, 'INVALID_RUN_ID'],
-      ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'INVALID_RUN_ID'],
-      ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'PAYLOAD_TOO_LARGE'],
-      ['POST', '/v1/runs', { body: { base: `${h.dir}/no-such-model`, data: h.data } }, 422, 'MODEL_FILE_MISSING'],
-      ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'INVALID_REQUEST', 'dtype'],
-      ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'INVALID_REQUEST', 'method'],
+      ['POST', '/v1/runs', { raw: '{"base": ' }, 400, 'REQUEST_JSON_INVALID'],
+      ['POST', '/v1/runs', { raw: '{}', headers: { 'content-type': 'text/plain' } }, 415, 'REQUEST_MEDIA_TYPE_UNSUPPORTED'],
+      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: 'soon' } }, 400, 'REQUEST_INVALID', 'deadlineSeconds'],
+      ['POST', `/v1/runs/${id}/chunks`, { body: { deadlineSeconds: -1 } }, 400, 'REQUEST_INVALID', 'deadlineSeconds'],
+      ['POST', `/v1/runs/${id}/chunks`, { body: { steps: 4 } }, 400, 'REQUEST_INVALID', 'steps'],
+      ['POST', `/v1/runs/${id}/chunks`, { headers: { 'idempotency-key': 'k'.repeat(256) } }, 400, 'IDEMPOTENCY_KEY_INVALID'],
+      ['GET', `/v1/runs/${id}/chunks?limit=0`, {}, 400, 'REQUEST_INVALID', 'limit'],
+      ['GET', '/v1/runs/bad.id', {}, 400, 'RUN_ID_INVALID'],
+      ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'RUN_ID_INVALID'],
+      ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'REQUEST_TOO_LARGE'],
+      ['POST', '/v1/runs', { body: { base: h.out('no-such-model'), data: h.data } }, 422, 'REF_NOT_FOUND'],
+      ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'REQUEST_INVALID', 'dtype'],
+      ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'REQUEST_INVALID', 'method'],
       ['GET', '/v1/runs/run-does-not-exist', {}, 404, 'RUN_NOT_FOUND'],
     ];
     for (const [method, path, opts, status, code, field] of cases) {
@@ -203,37 +202,28 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
       expect(typeof r.json.error.requestId).toBe('string');
       await healthy(a);
     }
-    const missingData = await h.createRun(a, { data: `${h.dir}/missing.jsonl` });
+    const missingData = await h.createRun(a, { data: h.out('missing.jsonl') });
     expect([missingData.status, missingData.json.error.code]).toEqual([422, 'REF_NOT_FOUND']);
-    expect(missingData.json.error.message).toBe(`cannot read ${h.dir}/missing.jsonl: it does not exist`);
+    expect(missingData.json.error.message).toBe(`data ${h.out('missing.jsonl')}: no such file or directory`);
     const tooMany = await h.createRun(a, { activeLayers: 9 });
-    expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'INVALID_RUN_CONFIG']);
+    expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'RUN_CONFIG_INVALID']);
     const wrongOption = await h.createRun(a, { sampler: 'uniform', gradNormFloor: 0.5 });
     expect([wrongOption.status, wrongOption.json.error.code, wrongOption.json.error.message]).toEqual([
       400,
-      'INVALID_RUN_CONFIG',
+      'RUN_CONFIG_INVALID',
       "invalid run config: gradNormFloor: belongs to sampler 'grad-norm', but this run's sampler is 'uniform'",
     ]);
     expect(await h.seqs(id)).toEqual([]);
     await healthy(a);
   });
 
-  it('refs outside LISA_REF_PREFIXES are refused before anything is read', async () => {
-    const fenced = await h.start({ refPrefixes: [`${h.dir}/{tenant}/`, 's3://models/'] });
-    const r = await h.createRun(fenced);
-    expect([r.status, r.json.error.code]).toEqual([400, 'INVALID_REF']);
-    expect(r.json.error.details).toEqual({ field: 'base', ref: r.json.error.details.ref, allowed: [`${h.dir}/alpha/`, 's3://models/'] });
-    const escape = await h.request(fenced, 'POST', `/v1/runs/x/exports`, { body: { out: `${h.dir}/alpha/../beta/out` } });
-    expect([escape.status, escape.json.error.code]).toEqual([400, 'INVALID_REF']);
-  });
-
-  it('/ping says 204 while initializing and chunks wait with 503 NOT_READY', async () => {
+  it('/ping says 204 while initializing and chunks wait with 503 SERVER_NOT_READY', async () => {
     const id = await run(a);
     const cold = await h.start({ ready: false });
     const ping = await h.request(cold, 'GET', '/ping', { token: null });
     expect([ping.status, ping.text]).toEqual([204, '']);
     const early = await chunk(cold, id);
-    expect([early.status, early.json.error.code, early.headers.get('retry-after')]).toEqual([503, 'NOT_READY', '5']);
+    expect([early.status, early.json.error.code, early.headers.get('retry-after')]).toEqual([503, 'SERVER_NOT_READY', '5']);
     cold.setReady(true);
     const warm = await h.request(cold, 'GET', '/ping', { token: null });
     expect([warm.status, warm.json]).toEqual([200, { status: 'healthy' }]);

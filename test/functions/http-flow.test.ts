@@ -1,5 +1,4 @@
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkListSchema, ChunkSummarySchema, CompositionSummarySchema, ExportSummarySchema, RunSpecSchema, RunStatusSchema } from '../../functions/schemas.ts';
 import { BACKENDS, harness, MODEL_DIR, TINY_RUN, type Harness, type Server } from './harness.ts';
@@ -9,7 +8,7 @@ describe.each(BACKENDS)('HTTP flow ($name store)', (backend) => {
   let server: Server;
   beforeAll(async () => {
     h = await harness(backend);
-    server = await h.start({ pricing: { usdPerHour: 7.2, accelerator: false } });
+    server = await h.start({ pricing: { usdPerHour: 7.2 } });
   });
   afterAll(() => h.close());
 
@@ -78,7 +77,7 @@ describe.each(BACKENDS)('HTTP flow ($name store)', (backend) => {
     const page = await h.request(server, 'GET', `/v1/runs/${spec.id}/chunks?from=1&limit=1`);
     expect(page.json).toEqual({ chunks: [chunks[1]], next: 2 });
 
-    const out = join(h.dir, 'exported');
+    const out = h.out('exported');
     const exported = await h.request(server, 'POST', `/v1/runs/${spec.id}/exports`, { body: { out } });
     expect(exported.status, exported.text).toBe(201);
     const e = ExportSummarySchema.strict().parse(exported.json);
@@ -89,7 +88,7 @@ describe.each(BACKENDS)('HTTP flow ($name store)', (backend) => {
     expect([again.status, again.json.error.code]).toEqual([409, 'EXPORT_OUTPUT_EXISTS']);
 
     const composed = await h.request(server, 'POST', '/v1/compositions', {
-      body: { base: MODEL_DIR, runs: [{ id: spec.id, weight: 0.5 }, { id: spec.id, weight: 0.5, at: 0 }], method: 'linear', out: join(h.dir, 'composed') },
+      body: { base: MODEL_DIR, runs: [{ id: spec.id, weight: 0.5 }, { id: spec.id, weight: 0.5, at: 0 }], method: 'linear', out: h.out('composed') },
     });
     expect(composed.status, composed.text).toBe(201);
     const comp = CompositionSummarySchema.strict().parse(composed.json);

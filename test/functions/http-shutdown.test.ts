@@ -28,7 +28,7 @@ describe('graceful shutdown', () => {
     const [first, second] = await Promise.all([running, queued]);
     expect(first.status, first.text).toBe(201);
     expect(first.json.seq).toBe(0);
-    expect([second.status, second.json.error.code]).toEqual([503, 'SHUTTING_DOWN']);
+    expect([second.status, second.json.error.code]).toEqual([503, 'SERVER_SHUTTING_DOWN']);
     expect(await stopped).toBe(true);
     expect(await h.seqs(id)).toEqual([0]);
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();

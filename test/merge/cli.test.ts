@@ -62,6 +62,6 @@ describe('lisa export / apply / compose', () => {
 
     const bad = await lisa('compose', '--base', join(root, 'base'), '--store', join(root, 'store'), '--run', 'r1', '--method', 'dare', '--out', join(root, 'c2'));
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('error MERGE_INVALID_PARAMETERS: method dare needs a density: the fraction of each task vector to keep, in (0, 1]\n');
+    expect(bad.stderr).toBe('error MERGE_PARAMETERS_INVALID: method dare needs a density: the fraction of each task vector to keep, in (0, 1]\n');
   });
 });

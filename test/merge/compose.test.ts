@@ -104,13 +104,13 @@ describe('composeRuns refuses', () => {
 
   it('ties and dare without a density, and bad parameters', async () => {
     const runs = [{ runId: 'ra' }];
-    await expect(composeRuns({ base: baseDir, store: store(), runs, method: 'ties', out: out() })).rejects.toMatchObject({ code: 'MERGE_INVALID_PARAMETERS' });
-    await expect(composeRuns({ base: baseDir, store: store(), runs, method: 'dare', density: 0, out: out() })).rejects.toMatchObject({ code: 'MERGE_INVALID_PARAMETERS' });
+    await expect(composeRuns({ base: baseDir, store: store(), runs, method: 'ties', out: out() })).rejects.toMatchObject({ code: 'MERGE_PARAMETERS_INVALID' });
+    await expect(composeRuns({ base: baseDir, store: store(), runs, method: 'dare', density: 0, out: out() })).rejects.toMatchObject({ code: 'MERGE_PARAMETERS_INVALID' });
     await expect(composeRuns({ base: baseDir, store: store(), runs, method: 'ties', density: 0.5, consensus: true, out: out() })).rejects.toMatchObject({
-      code: 'MERGE_INVALID_PARAMETERS',
+      code: 'MERGE_PARAMETERS_INVALID',
     });
     await expect(
       composeRuns({ base: baseDir, store: store(), runs: [{ runId: 'ra', weight: 1 }, { runId: 'rb', weight: -1 }], method: 'linear', out: out() }),
-    ).rejects.toMatchObject({ code: 'MERGE_INVALID_PARAMETERS' });
+    ).rejects.toMatchObject({ code: 'MERGE_PARAMETERS_INVALID' });
   });
 });

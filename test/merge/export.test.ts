@@ -190,7 +190,7 @@ describe('exportRun', () => {
     bytes[bytes.length - 1] ^= 1;
     await s.put(ref.key, bytes);
     const parent = join(root, 'corrupt-parent');
-    await expect(exportRun({ store: s, runId: 'rc', out: join(parent, 'model') })).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
+    await expect(exportRun({ store: s, runId: 'rc', out: join(parent, 'model') })).rejects.toMatchObject({ code: 'STORE_OBJECT_CORRUPT' });
     expect(await readdir(parent)).toEqual([]);
   });
 });

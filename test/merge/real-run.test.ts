@@ -40,14 +40,14 @@ beforeAll(async () => {
   const stories = ['Once upon a time there was a cat.', 'The dog ran to the park.', 'Lily saw a big red ball.', 'Tom liked to play in the sun.'];
   await writeFile(data, stories.map((s, i) => JSON.stringify({ prompt: `Story ${i}:`, response: s })).join('\n'));
   for (const [id, seed] of [['story', 1], ['other', 2]] as const) {
-    await createRun({
+    const run = await createRun({
       store,
       runId: id,
       sources,
       cache,
       input: { base: BASE, data, fields: ['prompt', 'response'], seqLen: 32, period: 2, batchSize: 2, steps: 6, activeLayers: 1, lr: 1e-2, seed },
     });
-    for (let i = 0; i < 3; i++) await runChunk({ store, runId: id, sources, cache });
+    for (let i = 0; i < 3; i++) await runChunk({ store, run, sources, cache });
   }
 }, 300_000);
 afterAll(() => cleanup?.());

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readUnitWeights } from '../../core/merge/unit-weights.ts';
-import { inlineHasher, workerHasher, type Hasher } from '../../core/merge/hashing.ts';
+import { inlineHasher, workerHasher, type Hasher } from '../../core/tensors/hashing.ts';
 import { FsStore } from '../../core/store/fs-store.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
-import { sha256Hex } from '../../core/store/manifest.ts';
+import { sha256Hex } from '../../core/tensors/hashing.ts';
 import { encodeUnitObject } from '../../core/store/unit-object.ts';
 import { tempDir } from './helpers.ts';
 
@@ -75,15 +75,15 @@ describe('readUnitWeights', () => {
   ] as const)('refuses a corrupt object (%s), wherever the damage is', async (_, store) => {
     const bad = { ...ref, sha256: '0'.repeat(64) };
     const read = (r: typeof ref) => readUnitWeights(store(), r, { hasher, pieceBytes: 64 }).then((w) => w.verified);
-    await expect(read(bad)).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
+    await expect(read(bad)).rejects.toMatchObject({ code: 'STORE_OBJECT_CORRUPT' });
     const body = await fs.get(ref.key);
     body[20] ^= 0x55; // inside the JSON header
     const key = 'runs/r/units/layers.1/00000000-bad.safetensors';
     await fs.put(key, body);
-    await expect(read({ ...ref, key })).rejects.toMatchObject({ code: 'CORRUPT_OBJECT' });
+    await expect(read({ ...ref, key })).rejects.toMatchObject({ code: 'STORE_OBJECT_CORRUPT' });
   });
 
   it('refuses an object filed under another unit', async () => {
-    await expect(readUnitWeights(fs, ref, { unit: 'layers.2', hasher })).rejects.toMatchObject({ code: 'INVALID_UNIT_OBJECT' });
+    await expect(readUnitWeights(fs, ref, { unit: 'layers.2', hasher })).rejects.toMatchObject({ code: 'UNIT_OBJECT_INVALID' });
   });
 });

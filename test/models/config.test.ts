@@ -91,7 +91,7 @@ describe('parseConfig', () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(UnsupportedArchitectureError);
-    expect((caught as UnsupportedArchitectureError).code).toBe('UNSUPPORTED_ARCHITECTURE');
+    expect((caught as UnsupportedArchitectureError).code).toBe('MODEL_ARCHITECTURE_UNSUPPORTED');
     expect((caught as Error).message).toContain('architectures=null, model_type=null');
   });
 

@@ -99,11 +99,11 @@ describe.each(backends)('$name', (backend) => {
     expect(await store.get('r/obj', { offset: 3000, length: 0 })).toEqual(new Uint8Array(0));
   });
 
-  it('a range past the end is STORE_BAD_RANGE, whether it starts inside or outside the object', async () => {
+  it('a range past the end is STORE_RANGE_INVALID, whether it starts inside or outside the object', async () => {
     await store.put('r/short', pattern(100));
-    await expect(store.get('r/short', { offset: 90, length: 11 })).rejects.toMatchObject({ code: 'STORE_BAD_RANGE' });
-    await expect(store.get('r/short', { offset: 100, length: 1 })).rejects.toMatchObject({ code: 'STORE_BAD_RANGE' });
-    await expect(store.get('r/short', { offset: -1, length: 1 })).rejects.toMatchObject({ code: 'STORE_BAD_RANGE' });
+    await expect(store.get('r/short', { offset: 90, length: 11 })).rejects.toMatchObject({ code: 'STORE_RANGE_INVALID' });
+    await expect(store.get('r/short', { offset: 100, length: 1 })).rejects.toMatchObject({ code: 'STORE_RANGE_INVALID' });
+    await expect(store.get('r/short', { offset: -1, length: 1 })).rejects.toMatchObject({ code: 'STORE_RANGE_INVALID' });
   });
 
   it('a missing key is NotFoundError naming key and store; head gives null', async () => {
@@ -253,10 +253,10 @@ describe.each(backends)('$name', (backend) => {
 
   it('rejects keys that are empty, absolute or have empty/./.. segments', async () => {
     for (const key of ['', '/abs', 'a/../b', 'a//b', './a', 'a/']) {
-      await expect(store.put(key, bytes('x')), key).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
-      await expect(store.get(key), key).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
+      await expect(store.put(key, bytes('x')), key).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
+      await expect(store.get(key), key).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
     }
-    await expect(store.list('../')).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
+    await expect(store.list('../')).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
   });
 });
 
@@ -283,7 +283,7 @@ describe('FsStore specifics', () => {
     await mkdir(join(dir, 'crash'), { recursive: true });
     await writeFile(join(dir, 'crash', '.lisa-tmp-0123456789abcdef'), '{"trunc');
     expect(await store.list('crash/')).toEqual([]);
-    await expect(store.get('crash/.lisa-tmp-0123456789abcdef')).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
+    await expect(store.get('crash/.lisa-tmp-0123456789abcdef')).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
     expect(await store.createExclusive('crash/00000000.json', bytes('{}'))).toBe('created');
   });
 

@@ -35,9 +35,9 @@ describe('parseStoreUrl / openStore', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toMatchObject({ code: 'STORE_BAD_URL', details: { url } });
+    expect(err).toMatchObject({ code: 'STORE_URL_INVALID', details: { url } });
     expect((err as Error).message).toContain(`store url '${url}': ${why}`);
-    expect(() => openStore(url)).toThrow(expect.objectContaining({ code: 'STORE_BAD_URL' }));
+    expect(() => openStore(url)).toThrow(expect.objectContaining({ code: 'STORE_URL_INVALID' }));
   });
 
   it('opens S3Store for s3:// and FsStore otherwise, with canonical urls', () => {
@@ -53,8 +53,8 @@ describe('parseStoreUrl / openStore', () => {
   });
 
   it('rejects S3 part sizes below 5 MiB and bad concurrency', () => {
-    expect(() => openStore('s3://my-bucket', { s3: { partSize: 1024 * 1024 } })).toThrow(expect.objectContaining({ code: 'STORE_BAD_CONFIG' }));
-    expect(() => openStore('s3://my-bucket', { s3: { concurrency: 0 } })).toThrow(expect.objectContaining({ code: 'STORE_BAD_CONFIG' }));
+    expect(() => openStore('s3://my-bucket', { s3: { partSize: 1024 * 1024 } })).toThrow(expect.objectContaining({ code: 'STORE_CONFIG_INVALID' }));
+    expect(() => openStore('s3://my-bucket', { s3: { concurrency: 0 } })).toThrow(expect.objectContaining({ code: 'STORE_CONFIG_INVALID' }));
   });
 });
 

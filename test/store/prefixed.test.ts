@@ -56,15 +56,15 @@ describe('PrefixedStore', () => {
     await dropped.write(bytes('x'));
     await dropped.abort();
     expect(await inner.list('tenants/a/exports/')).toEqual(['tenants/a/exports/m/model.safetensors']);
-    await expect(async () => a.putStream('../b/x')).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
+    await expect(async () => a.putStream('../b/x')).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
   });
 
   it("rejects keys that could climb out of the prefix", async () => {
     const a = new PrefixedStore(inner, 'tenants/a/');
-    await expect(a.get('../b/runs/r1/run.json')).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
-    await expect(a.put('/abs', bytes('x'))).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
-    await expect(a.list('../')).rejects.toMatchObject({ code: 'STORE_BAD_KEY' });
-    expect(() => new PrefixedStore(inner, '../escape')).toThrow(expect.objectContaining({ code: 'STORE_BAD_KEY' }));
+    await expect(a.get('../b/runs/r1/run.json')).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
+    await expect(a.put('/abs', bytes('x'))).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
+    await expect(a.list('../')).rejects.toMatchObject({ code: 'STORE_KEY_INVALID' });
+    expect(() => new PrefixedStore(inner, '../escape')).toThrow(expect.objectContaining({ code: 'STORE_KEY_INVALID' }));
   });
 
   it('meters only its own traffic, independent of other views of the same store', async () => {

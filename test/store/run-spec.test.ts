@@ -7,10 +7,10 @@ function problems(input: Partial<RunConfigInput>): Array<{ path: string; message
   try {
     parseRunConfig({ ...base, ...input });
   } catch (err) {
-    expect(err).toMatchObject({ code: 'INVALID_RUN_CONFIG' });
+    expect(err).toMatchObject({ code: 'RUN_CONFIG_INVALID' });
     return (err as { details: { problems: Array<{ path: string; message: string }> } }).details.problems;
   }
-  throw new Error('expected INVALID_RUN_CONFIG');
+  throw new Error('expected RUN_CONFIG_INVALID');
 }
 
 describe('parseRunConfig: the sampler', () => {

@@ -325,10 +325,10 @@ describe.runIf(url)('S3Store configured from the env', () => {
     await expect(store.head('k')).rejects.toMatchObject({ code: 'STORE_ACCESS_DENIED' });
   });
 
-  it('a bucket that does not exist -> STORE_NO_BUCKET', async () => {
+  it('a bucket that does not exist -> STORE_BUCKET_NOT_FOUND', async () => {
     const store = openStore('s3://lisa-no-such-bucket-4c1e/x', { env });
-    await expect(store.get('k')).rejects.toMatchObject({ code: 'STORE_NO_BUCKET', details: { bucket: 'lisa-no-such-bucket-4c1e' } });
-    await expect(store.put('k', bytes('x'))).rejects.toMatchObject({ code: 'STORE_NO_BUCKET' });
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'STORE_BUCKET_NOT_FOUND', details: { bucket: 'lisa-no-such-bucket-4c1e' } });
+    await expect(store.put('k', bytes('x'))).rejects.toMatchObject({ code: 'STORE_BUCKET_NOT_FOUND' });
   });
 
   it.runIf(endpoint)('an unreachable endpoint fails after the configured attempts with STORE_REQUEST_FAILED', async () => {

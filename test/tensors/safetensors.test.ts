@@ -258,13 +258,13 @@ describe('writer', () => {
       [[{ name: 'w', dtype: 'F32', shape: [2], data: new Int32Array(2) }], undefined,
         'SAFETENSORS_DATA_TYPE', 'safetensors writer: tensor "w": Int32Array data can only be written as I32, not F32'],
       [[{ name: 'w', dtype: 'F32', shape: [2, -1], data: new Float32Array(0) }], undefined,
-        'SAFETENSORS_BAD_SHAPE', 'safetensors writer: tensor "w": shape [2,-1] is not an array of non-negative integers'],
+        'SAFETENSORS_SHAPE_INVALID', 'safetensors writer: tensor "w": shape [2,-1] is not an array of non-negative integers'],
       [[{ name: 'w', dtype: 'F32', shape: [2 ** 30, 2 ** 30], data: new Float32Array(0) }], undefined,
-        'SAFETENSORS_BAD_SHAPE', 'safetensors writer: tensor "w": shape [1073741824,1073741824] is too large to address'],
+        'SAFETENSORS_SHAPE_INVALID', 'safetensors writer: tensor "w": shape [1073741824,1073741824] is too large to address'],
       [[{ name: 'w', dtype: 'F64' as never, shape: [1], data: new Uint8Array(8) }], undefined,
         'SAFETENSORS_UNKNOWN_DTYPE', 'safetensors writer: tensor "w": dtype "F64" is not one of F32, F16, BF16, I8, U8, I16, I32, I64, BOOL'],
       [[], { n: 1 as unknown as string },
-        'SAFETENSORS_BAD_METADATA', 'safetensors writer: metadata must be an object of string values'],
+        'SAFETENSORS_METADATA_INVALID', 'safetensors writer: metadata must be an object of string values'],
     ];
     for (const [entries, metadata, code, message] of cases) {
       const log: string[] = [];

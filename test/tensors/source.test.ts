@@ -30,7 +30,7 @@ describe('fileSource', () => {
       code: 'SOURCE_OUT_OF_RANGE',
       message: `${path}: read of 3 bytes at offset 2 hit end of file after 2 bytes`,
     });
-    await expect(fileSource(path).read(-1, 1)).rejects.toMatchObject({ code: 'SOURCE_BAD_RANGE' });
+    await expect(fileSource(path).read(-1, 1)).rejects.toMatchObject({ code: 'SOURCE_RANGE_INVALID' });
     const missing = join(dir, 'missing.bin');
     await expect(fileSource(missing).size()).rejects.toMatchObject({ code: 'SOURCE_NOT_FOUND', message: `${missing}: no such file` });
     await expect(fileSource(missing).read(0, 1)).rejects.toMatchObject({ code: 'SOURCE_NOT_FOUND' });

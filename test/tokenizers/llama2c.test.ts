@@ -121,7 +121,7 @@ describe('malformed tokenizer.bin', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(TokenizerFormatError);
-    expect((err as TokenizerFormatError).code).toBe('TOKENIZER_MALFORMED');
+    expect((err as TokenizerFormatError).code).toBe('TOKENIZER_INVALID');
     expect((err as Error).message).toBe(message);
   };
 

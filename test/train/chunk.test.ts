@@ -35,7 +35,7 @@ for (const kind of storeKinds('chunks')) {
     it('4 chunks of K steps, each from the store alone, equal one uninterrupted 4K-step loop bitwise (cpu)', async () => {
       const { store, run } = await newRun();
       for (let i = 0; i < 4; i++) {
-        const m = await runChunk({ store, runId: run.id, ...newSources() });
+        const m = await runChunk({ store, run, ...newSources() });
         expect(m.seq).toBe(i);
         expect(m.globalStep).toBe(3 * (i + 1));
       }
@@ -57,7 +57,7 @@ for (const kind of storeKinds('chunks')) {
       await initEngine({ backend: 'wasm' });
       try {
         const { store, run } = await newRun({ steps: 6 });
-        for (let i = 0; i < 2; i++) await runChunk({ store, runId: run.id, ...newSources() });
+        for (let i = 0; i < 2; i++) await runChunk({ store, run, ...newSources() });
         const ref = await referenceLoop(run, 6);
         const stored = await materialize(store, ref.base.spec, ref.base.weights, await headManifest(store, run.id), new Set());
         for (const [name, w] of ref.weights) expect(bytesOf(stored.weights.get(name)!).equals(bytesOf(w)), name).toBe(true);
@@ -69,7 +69,7 @@ for (const kind of storeKinds('chunks')) {
     it('uploads exactly the active units; untouched units stay byte-identical to the base', async () => {
       const { store, run } = await newRun({ steps: 9 });
       const base = await loadBaseDir(baseDir);
-      for (let i = 0; i < 3; i++) await runChunk({ store, runId: run.id, ...newSources() });
+      for (let i = 0; i < 3; i++) await runChunk({ store, run, ...newSources() });
       const keys = await store.list(unitsPrefix(run.id));
       const touched = new Set<string>();
       for (const seq of await listSeqs(store, run.id)) {
@@ -97,8 +97,8 @@ for (const kind of storeKinds('chunks')) {
       const restore = await newRun({ steps: 12 });
       const reset = await newRun({ steps: 12, optimizerState: 'reset' });
       for (let i = 0; i < 4; i++) {
-        await runChunk({ store: restore.store, runId: restore.run.id, ...newSources() });
-        await runChunk({ store: reset.store, runId: reset.run.id, ...newSources() });
+        await runChunk({ store: restore.store, run: restore.run, ...newSources() });
+        await runChunk({ store: reset.store, run: reset.run, ...newSources() });
       }
       const periods = [0, 1, 2, 3].map((p) => periodUnits(restore.run, p));
       const count = (u: string) => periods.filter((units) => units.includes(u)).length;
@@ -120,33 +120,33 @@ for (const kind of storeKinds('chunks')) {
       const { store, run } = await newRun({ steps: 6 });
       let clock = 0;
       const now = () => (clock += 1000); // every reading advances one second
-      const first = await runChunk({ store, runId: run.id, ...newSources(), now, deadline: 9_500, commitReserveSeconds: 2 });
+      const first = await runChunk({ store, run, ...newSources(), now, deadline: 9_500, commitReserveSeconds: 2 });
       expect(first.stoppedBy).toBe('deadline');
       expect(first.globalStep).toBeGreaterThan(0);
       expect(first.globalStep).toBeLessThan(3);
-      const rest = await runChunk({ store, runId: run.id, ...newSources() });
+      const rest = await runChunk({ store, run, ...newSources() });
       expect(rest.period).toBe(0);
       expect(rest.activeUnits).toEqual(first.activeUnits);
       expect(rest.globalStep).toBe(3);
-      await runChunk({ store, runId: run.id, ...newSources() });
+      await runChunk({ store, run, ...newSources() });
       const head = (await headManifest(store, run.id))!;
       expect(head.stoppedBy).toBe('run-complete');
       const ref = await referenceLoop(run, 6);
       const stored = await materialize(store, smallLlama, ref.base.weights, head, new Set());
       for (const [name, w] of ref.weights) expect(bytesOf(stored.weights.get(name)!).equals(bytesOf(w)), name).toBe(true);
-      await expect(runChunk({ store, runId: run.id, ...newSources() })).rejects.toMatchObject({ code: 'RUN_COMPLETE' });
+      await expect(runChunk({ store, run, ...newSources() })).rejects.toMatchObject({ code: 'RUN_COMPLETE' });
     });
 
     it('an aborted chunk stops after its current step and commits it', async () => {
       const { store, run } = await newRun();
-      const m = await runChunk({ store, runId: run.id, ...newSources(), signal: AbortSignal.abort() });
+      const m = await runChunk({ store, run, ...newSources(), signal: AbortSignal.abort() });
       expect([m.stoppedBy, m.startStep, m.globalStep, m.losses.length]).toEqual(['aborted', 0, 1, 1]);
-      expect((await runChunk({ store, runId: run.id, ...newSources() })).globalStep).toBe(3);
+      expect((await runChunk({ store, run, ...newSources() })).globalStep).toBe(3);
     });
 
     it('16 concurrent attempts at one seq: one commit, 15 CHUNK_CONFLICTs naming it, no orphaned objects', async () => {
       const { store, run } = await newRun({ period: 1 });
-      const results = await Promise.allSettled(Array.from({ length: 16 }, () => runChunk({ store, runId: run.id, ...newSources() })));
+      const results = await Promise.allSettled(Array.from({ length: 16 }, () => runChunk({ store, run, ...newSources() })));
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       expect(lost.map((r) => [r.reason.code, r.reason.details.winningSeq])).toEqual(Array(15).fill(['CHUNK_CONFLICT', 0]));
@@ -157,7 +157,7 @@ for (const kind of storeKinds('chunks')) {
 
     it('two attempts at one seq: exactly one commits, the loser reports CHUNK_CONFLICT and removes its objects', async () => {
       const { store, run } = await newRun();
-      const results = await Promise.allSettled([0, 1].map(() => runChunk({ store, runId: run.id, ...newSources() })));
+      const results = await Promise.allSettled([0, 1].map(() => runChunk({ store, run, ...newSources() })));
       const won = results.filter((r) => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(won).toHaveLength(1);
@@ -170,22 +170,22 @@ for (const kind of storeKinds('chunks')) {
 
     it('a unit object changed behind our back is refused by sha256, naming the key', async () => {
       const { store, run } = await newRun();
-      const m = await runChunk({ store, runId: run.id, ...newSources() });
+      const m = await runChunk({ store, run, ...newSources() });
       const key = m.units.embed.key;
       const bytes = await store.get(key);
       bytes[bytes.length - 1] ^= 1;
       await store.put(key, bytes);
-      const err = await runChunk({ store, runId: run.id, ...newSources() }).catch((e) => e);
-      expect(err).toMatchObject({ code: 'CORRUPT_OBJECT', details: { key } });
+      const err = await runChunk({ store, run, ...newSources() }).catch((e) => e);
+      expect(err).toMatchObject({ code: 'STORE_OBJECT_CORRUPT', details: { key } });
       expect(err.message).toContain(key);
       expect(await listSeqs(store, run.id)).toEqual([0]);
     });
 
     it('an unknown run id is RUN_NOT_FOUND; an over-budget run gets BUDGET_EXCEEDED and trains nothing', async () => {
       const { store, run } = await newRun({ maxCostUsd: 1e-9 });
-      await expect(runChunk({ store, runId: 'no-such-run', ...newSources() })).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });
-      await runChunk({ store, runId: run.id, ...newSources(), usdPerHour: 10 });
-      const err = await runChunk({ store, runId: run.id, ...newSources(), usdPerHour: 10 }).catch((e) => e);
+      await expect(readRunSpec(store, 'no-such-run')).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });
+      await runChunk({ store, run, ...newSources(), usdPerHour: 10 });
+      const err = await runChunk({ store, run, ...newSources(), usdPerHour: 10 }).catch((e) => e);
       expect(err.code).toBe('BUDGET_EXCEEDED');
       expect(err.details.spentUsd).toBeGreaterThan(1e-9);
       expect(await listSeqs(store, run.id)).toEqual([0]);
@@ -194,10 +194,10 @@ for (const kind of storeKinds('chunks')) {
     it('the tensor count is flat across steps and chunks', async () => {
       const { store, run } = await newRun({ steps: 12 });
       const ctx = newSources();
-      await runChunk({ store, runId: run.id, ...ctx });
+      await runChunk({ store, run, ...ctx });
       const counts: number[] = [];
       for (let i = 0; i < 3; i++) {
-        await runChunk({ store, runId: run.id, ...ctx, onStep: () => counts.push(tf.memory().numTensors) });
+        await runChunk({ store, run, ...ctx, onStep: () => counts.push(tf.memory().numTensors) });
         counts.push(tf.memory().numTensors);
       }
       expect(new Set(counts.filter((_, i) => i % 4 === 3)).size).toBe(1);
@@ -221,7 +221,7 @@ describe('run creation', () => {
     const empty = await writeData([]);
     await expect(createRun({ store, input: config({ data: empty }), ...newSources() })).rejects.toMatchObject({ code: 'DATA_EMPTY' });
     const err = await createRun({ store, input: config({ activeLayers: 9 }), ...newSources() }).catch((e) => e);
-    expect(err.code).toBe('INVALID_RUN_CONFIG');
+    expect(err.code).toBe('RUN_CONFIG_INVALID');
     expect(err.message).toBe("invalid run config: activeLayers: γ=9 exceeds the base's 4 layers");
     expect(await store.list('')).toEqual([]);
   });
@@ -229,7 +229,7 @@ describe('run creation', () => {
   it('refuses unknown and ill-typed options with their paths', async () => {
     const store = await fsStore('create');
     const err = await createRun({ store, input: { ...config(), period: 0, lr: 'fast' } as unknown as RunConfigInput, ...newSources() }).catch((e) => e);
-    expect(err.code).toBe('INVALID_RUN_CONFIG');
+    expect(err.code).toBe('RUN_CONFIG_INVALID');
     expect(err.details.problems.map((p: { path: string }) => p.path).sort()).toEqual(['lr', 'period']);
   });
 

@@ -69,26 +69,26 @@ describe('hf:// bases', () => {
     const withToken = createSources((url) => openStore(url), { env: { HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_secret' } });
     expect((await withToken.loadBase('hf://org/private')).sha256).toBe((await loadBaseDir(dir1)).sha256);
     const err = await failure(sources().loadBase('hf://org/private'));
-    expect(err.code).toBe('MODEL_HUB_NOT_FOUND');
+    expect(err.code).toBe('HUB_REPO_NOT_FOUND');
     expect(err.message).toBe(`hf://org/private: no model repository org/private on ${hub.url}, or it is private or gated and no HF_TOKEN is set`);
     const bad = await failure(createSources((url) => openStore(url), { env: { HF_ENDPOINT: hub.url, HF_TOKEN: 'secret' } }).loadBase('hf://org/private'));
-    expect(bad.code).toBe('HUB_BAD_TOKEN');
+    expect(bad.code).toBe('HUB_TOKEN_INVALID');
   });
 
   it('name the ref when the repo, the revision or a file is missing', async () => {
     const repo = await failure(sources().loadBase('hf://org/nope'));
     expect(repo).toBeInstanceOf(LisaError);
-    expect(repo.code).toBe('MODEL_HUB_NOT_FOUND');
+    expect(repo.code).toBe('HUB_REPO_NOT_FOUND');
     expect(repo.message).toBe(`hf://org/nope: no model repository org/nope on ${hub.url}, or it is private or gated and no HF_TOKEN is set`);
     const rev = await failure(sources().loadBase('hf://org/tiny@v9'));
-    expect(rev.code).toBe('MODEL_HUB_NOT_FOUND');
+    expect(rev.code).toBe('HUB_REPO_NOT_FOUND');
     expect(rev.message).toBe(`hf://org/tiny@v9: repository org/tiny on ${hub.url} has no revision 'v9'`);
     const file = await failure(sources().loadBase('hf://org/empty'));
     expect(file.code).toBe('MODEL_FILE_MISSING');
     expect(file.message).toBe('hf://org/empty: no config.json; expected a Hugging Face model directory');
     for (const ref of ['hf://org/tiny/extra', 'hf://org/tiny@', 'hf://', 'hf://org/../x']) {
       const e = await failure(sources().loadBase(ref));
-      expect(e.code, ref).toBe('MODEL_HUB_BAD_REF');
+      expect(e.code, ref).toBe('HUB_REF_INVALID');
       expect(e.message).toBe(`base ref '${ref}': expected hf://org/name or hf://org/name@revision (a branch, tag or commit)`);
     }
   });

@@ -35,8 +35,8 @@ if (s3) {
       const b = await createRun({ store: local, input: { ...input, base: baseDir, data: dataFile }, ...newSources() });
       expect(a.base.sha256).toBe(b.base.sha256);
       expect(a.data.sha256).toBe(b.data.sha256);
-      const ma = await runChunk({ store: remote, runId: a.id, ...newSources() });
-      const mb = await runChunk({ store: local, runId: b.id, ...newSources() });
+      const ma = await runChunk({ store: remote, run: a, ...newSources() });
+      const mb = await runChunk({ store: local, run: b, ...newSources() });
       expect(ma.losses).toEqual(mb.losses);
       const base = await loadBaseDir(baseDir);
       const wa = await materialize(remote, smallLlama, base.weights, ma, new Set());

@@ -7,7 +7,7 @@ import { epochOrder } from '../../core/data/index.ts';
 import { manifestKey, runSpecKey } from '../../core/store/keys.ts';
 import { headManifest, listSeqs, readManifest, type ChunkManifest } from '../../core/store/manifest.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
-import type { RunConfigInput, RunSpec } from '../../core/store/run-spec.ts';
+import { readRunSpec, type RunConfigInput, type RunSpec } from '../../core/store/run-spec.ts';
 import { projectionInputNorms } from '../../core/train/calibrate.ts';
 import { runChunk } from '../../core/train/chunk.ts';
 import { createRun } from '../../core/train/create-run.ts';
@@ -52,8 +52,8 @@ describe('samplers, run by run', () => {
       const b = await newRun({ ...over, steps: 6 });
       const ctx = newSources();
       for (let i = 0; i < 2; i++) {
-        await runChunk({ store: a.store, runId: a.run.id, ...ctx });
-        await runChunk({ store: b.store, runId: b.run.id, ...ctx });
+        await runChunk({ store: a.store, run: a.run, ...ctx });
+        await runChunk({ store: b.store, run: b.run, ...ctx });
       }
       const [ca, cb] = [await chunks(a.store, a.run.id), await chunks(b.store, b.run.id)];
       expect(ca.map(drawn)).toEqual(cb.map(drawn));
@@ -85,7 +85,7 @@ describe('samplers, run by run', () => {
     );
     expect(run.outlier!.ratios).toEqual(expected);
     expect(run.outlier!.tokens).toBe(examples.reduce((n, e) => n + e.ids.length - 1, 0));
-    const m = await runChunk({ store, runId: run.id, ...newSources() });
+    const m = await runChunk({ store, run: run, ...newSources() });
     const total = expected.reduce((a, b) => a + b, 0);
     expect(m.probabilities).toEqual(expected.map((r) => r / total));
   });
@@ -97,13 +97,13 @@ describe('samplers, run by run', () => {
     const stopAfterOneStep = () => ({ signal: AbortSignal.abort() });
     // Steps per chunk: 1 + 2 | 3 | 1 + 1 + 1 | 2 (deadline) + 1
     for (const opts of [stopAfterOneStep(), {}, {}, stopAfterOneStep(), stopAfterOneStep(), {}]) {
-      await runChunk({ store: cut.store, runId: cut.run.id, ...ctx, ...opts });
+      await runChunk({ store: cut.store, run: cut.run, ...ctx, ...opts });
     }
     let clock = 0;
-    const deadlined = await runChunk({ store: cut.store, runId: cut.run.id, ...ctx, now: () => (clock += 1000), deadline: 9_500, commitReserveSeconds: 2 });
+    const deadlined = await runChunk({ store: cut.store, run: cut.run, ...ctx, now: () => (clock += 1000), deadline: 9_500, commitReserveSeconds: 2 });
     expect([deadlined.stoppedBy, deadlined.period]).toEqual(['deadline', 3]);
-    await runChunk({ store: cut.store, runId: cut.run.id, ...ctx });
-    for (let i = 0; i < 4; i++) await runChunk({ store: whole.store, runId: whole.run.id, ...ctx });
+    await runChunk({ store: cut.store, run: cut.run, ...ctx });
+    for (let i = 0; i < 4; i++) await runChunk({ store: whole.store, run: whole.run, ...ctx });
 
     const [cutChunks, wholeChunks] = [await chunks(cut.store, cut.run.id), await chunks(whole.store, whole.run.id)];
     expect(cutChunks.map((m) => m.globalStep - m.startStep)).toEqual([1, 2, 3, 1, 1, 1, 2, 1]);
@@ -130,10 +130,10 @@ describe('samplers, run by run', () => {
 
   it('grad-norm: a committed chunk without its gradient-norm state stops the run with SAMPLER_HISTORY_MISSING', async () => {
     const { store, run } = await newRun({ sampler: 'grad-norm' });
-    const m = await runChunk({ store, runId: run.id, ...newSources() });
+    const m = await runChunk({ store, run: run, ...newSources() });
     delete m.gradNormEma;
     await store.put(manifestKey(run.id, 0), new TextEncoder().encode(JSON.stringify(m)));
-    const err = await runChunk({ store, runId: run.id, ...newSources() }).catch((e) => e);
+    const err = await runChunk({ store, run: run, ...newSources() }).catch((e) => e);
     expect(err).toMatchObject({ code: 'SAMPLER_HISTORY_MISSING', details: { runId: run.id, seq: 0 } });
     expect(err.message).toContain(`run '${run.id}' samples by gradient norm, but its chunk 0 records no gradNormEma`);
     expect(await listSeqs(store, run.id)).toEqual([0]);
@@ -144,7 +144,7 @@ describe('samplers, run by run', () => {
       const { store, run } = await newRun(over);
       const { sampler: _dropped, ...old } = run.config;
       await store.put(runSpecKey(run.id), new TextEncoder().encode(JSON.stringify({ ...run, config: old })));
-      const m = await runChunk({ store, runId: run.id, ...newSources() });
+      const m = await runChunk({ store, run: await readRunSpec(store, run.id), ...newSources() });
       const schedule = { nLayers: 4, activeLayers: 2, embedHead: 'always' as const, seed: 5, probabilities: old.layerProbabilities };
       expect(m.activeUnits).toEqual(sampleUnits(schedule, 0));
     }
@@ -161,20 +161,20 @@ describe('sampler inputs refused at run creation, nothing written', () => {
   };
 
   it('probabilities of the wrong length or all zero', async () => {
-    await refused({ layerProbabilities: [1, 1, 1] }, 'SCHEDULE_CONFIG', 'probabilities must have 4 entries (layers.0 …), got 3');
-    await refused({ layerProbabilities: [0, 0, 0, 0] }, 'SCHEDULE_CONFIG', 'probabilities has 0 positive entries but activeLayers is 2');
-    await refused({ layerProbabilities: [1, -1, 1, 1] }, 'INVALID_RUN_CONFIG', 'layerProbabilities.1');
+    await refused({ layerProbabilities: [1, 1, 1] }, 'SCHEDULE_CONFIG_INVALID', 'probabilities must have 4 entries (layers.0 …), got 3');
+    await refused({ layerProbabilities: [0, 0, 0, 0] }, 'SCHEDULE_CONFIG_INVALID', 'probabilities has 0 positive entries but activeLayers is 2');
+    await refused({ layerProbabilities: [1, -1, 1, 1] }, 'RUN_CONFIG_INVALID', 'layerProbabilities.1');
   });
 
   it('an outlier threshold no block reaches', async () => {
     await refused(
       { sampler: 'outlier', outlierThreshold: 1000 },
-      'INVALID_RUN_CONFIG',
+      'RUN_CONFIG_INVALID',
       'invalid run config: outlierThreshold: at M=1000 only 0 of 4 blocks have outlier entries (ratios 0, 0, 0, 0); γ=2 needs 2: lower M',
     );
   });
 
   it('an option on the wrong sampler', async () => {
-    await refused({ sampler: 'outlier', gradNormDecay: 0.5 }, 'INVALID_RUN_CONFIG', "gradNormDecay: belongs to sampler 'grad-norm', but this run's sampler is 'outlier'");
+    await refused({ sampler: 'outlier', gradNormDecay: 0.5 }, 'RUN_CONFIG_INVALID', "gradNormDecay: belongs to sampler 'grad-norm', but this run's sampler is 'outlier'");
   });
 });

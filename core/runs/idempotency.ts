@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
-import { LisaError } from '../core/errors.ts';
-import type { ObjectStore } from '../core/store/object-store.ts';
-import { runPrefix } from '../core/store/keys.ts';
+import { LisaError } from '../errors.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { runPrefix } from '../store/keys.ts';
+import { sha256Hex } from '../tensors/hashing.ts';
 
 /**
  * Idempotency-Key for chunk requests, kept in the run's own store so it holds across instances:
@@ -60,18 +60,16 @@ export class IdempotencyInProgressError extends LisaError {
 
 export class InvalidIdempotencyKeyError extends LisaError {
   constructor() {
-    super('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1-255 visible ASCII characters');
+    super('IDEMPOTENCY_KEY_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
   }
 }
-
-const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 
 export function checkIdempotencyKey(key: string): void {
   if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw new InvalidIdempotencyKeyError();
 }
 
-export const keyHash = (key: string): string => sha256(key);
-export const requestHash = (body: unknown): string => sha256(JSON.stringify(body));
+export const keyHash = (key: string): string => sha256Hex(key);
+export const requestHash = (body: unknown): string => sha256Hex(JSON.stringify(body));
 
 const recordPrefix = (runId: string, hash: string): string => `${runPrefix(runId)}idempotency/${hash}/`;
 const CLAIM = /claim-(\d{6})\.json$/;

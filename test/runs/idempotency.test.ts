@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStore } from '../../core/store/fs-store.ts';
-import { claimKey, keyHash, requestHash, type ClaimOutcome } from '../../functions/idempotency.ts';
+import { claimKey, keyHash, requestHash, type ClaimOutcome } from '../../core/runs/idempotency.ts';
 
 describe('idempotency claims in the run store', () => {
   let dir: string;

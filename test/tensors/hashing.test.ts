@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { open, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileDigestCache, workerHasher, type Hasher } from '../../core/merge/hashing.ts';
-import { tempDir } from './helpers.ts';
+import { FileDigestCache, workerHasher, type Hasher } from '../../core/tensors/hashing.ts';
+import { tempDir } from '../merge/helpers.ts';
 
 const MiB = 1 << 20;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

@@ -1,5 +1,6 @@
 /**
- * sha256 off the main thread. An export checks every byte it reads (the base against run.json,
+ * sha256, once: the one-shot digest (sha256Hex), incremental streams on this thread
+ * (inlineHasher), and hashing off the main thread (workerHasher). An export checks every byte it reads (the base against run.json,
  * each unit object against its manifest) and hashes every byte it writes; done inline, hashing
  * alone would take longer than the disk needs to write the model. Worker threads hash the base
  * files (reading them themselves), the unit-object streams and the output while the main thread
@@ -76,6 +77,9 @@ export interface Hasher {
   file(path: string): Promise<string> | null;
   close(): Promise<void>;
 }
+
+/** sha256 of bytes or UTF-8 text, as lowercase hex. */
+export const sha256Hex = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');
 
 /** Hashing on the calling thread: for small jobs and callers that want no threads. */
 export const inlineHasher: Hasher = {
@@ -212,6 +216,16 @@ class HashWorker {
   result(id: number): Promise<string> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+}
+
+/** Runs `work` with a fresh workerHasher, closed however `work` ends. */
+export async function withWorkerHasher<T>(work: (hasher: Hasher) => Promise<T>): Promise<T> {
+  const hasher = workerHasher();
+  try {
+    return await work(hasher);
+  } finally {
+    await hasher.close();
   }
 }
 
