@@ -9,7 +9,8 @@
  *   GET  /runs/{id}[?heat=...]     one run (heat = update | grad | p colours the heat map)
  *   GET  /runs/{id}/head           {seq, complete}: what the page's script polls
  *   GET  /runs/{id}/chunks/{seq}.json   a committed manifest as stored
- *   GET  /assets/{name}            uPlot and our script and styles, from the package
+ *   GET  /assets/{name}            uPlot and our script, styles and icon, from the package (the icon
+ *                                  also as /favicon.ico)
  *   GET|POST /login, POST /logout  sign-in (lisa serve only)
  *
  * Every response carries a strict Content-Security-Policy (scripts, styles, fetches: this origin
@@ -51,7 +52,6 @@ export class CrossOriginError extends LisaError {
 
 const PAGES = ['/', '/runs/*'];
 const SEQ_FILE = /^(\d{1,8})\.json$/;
-/** Where sign-in may send the browser on: a path on this site (never another origin). */
 const LOCAL_PATH = /^\/(?![/\\])[\w\-/.?=&#]{0,200}$/;
 
 export function dashboardRoutes(opts: DashboardOptions): Hono<DashboardEnv> {
@@ -69,10 +69,12 @@ export function dashboardRoutes(opts: DashboardOptions): Hono<DashboardEnv> {
       frameAncestors: ["'none'"],
     },
     xFrameOptions: 'DENY',
+    // not no-referrer: under it browsers send `Origin: null` with form posts, which sameOrigin needs
+    referrerPolicy: 'same-origin',
     // TLS, and so HSTS, is the operator's proxy's to decide
     strictTransportSecurity: false,
   });
-  for (const path of [...PAGES, '/login', '/logout', '/assets/*']) app.use(path, headers);
+  for (const path of [...PAGES, '/login', '/logout', '/assets/*', '/favicon.ico']) app.use(path, headers);
   for (const path of PAGES) {
     app.use(path, async (c, next) => {
       await next();
@@ -88,11 +90,14 @@ export function dashboardRoutes(opts: DashboardOptions): Hono<DashboardEnv> {
     return page({ title, scope: tenant === null ? '' : `tenant ${tenant}`, signOut: tenant !== null, ...extra }, content);
   };
 
-  app.get('/assets/:name', (c) => {
-    const asset = assets.get(c.req.param('name'));
-    if (!asset) throw new LisaError('ROUTE_NOT_FOUND', `no asset ${c.req.param('name')}`);
+  const serveAsset = (c: Context<DashboardEnv>, name: string) => {
+    const asset = assets.get(name);
+    if (!asset) throw new LisaError('ROUTE_NOT_FOUND', `no asset ${name}`);
     return c.body(asset.body as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': asset.type, 'Cache-Control': 'public, max-age=300' });
-  });
+  };
+  app.get('/assets/:name', (c) => serveAsset(c, c.req.param('name')));
+  // what browsers ask for on pages without an icon link, such as a manifest's JSON
+  app.get('/favicon.ico', (c) => serveAsset(c, 'favicon.svg'));
 
   if ('sessions' in access) signIn(app, access.sessions, render);
 
@@ -144,22 +149,23 @@ function signIn(app: Hono<DashboardEnv>, sessions: Sessions, render: (c: Context
   const signInForm = (c: Context<DashboardEnv>, status: 200 | 400 | 401, next: string, problem: string | null) =>
     c.html(render(c, 'Sign in', signInPage(next, problem)), status);
 
+  // without a session, to the sign-in form and back (a redirect, not a 401: browsers log those as errors)
   const signedIn: MiddlewareHandler<DashboardEnv> = async (c, next) => {
     const tenant = sessions.tenantOf(getCookie(c, SESSION_COOKIE));
     if (tenant === null) {
       const url = new URL(c.req.url);
-      return signInForm(c, 401, `${url.pathname}${url.search}`, null);
+      return c.redirect(`/login?${new URLSearchParams({ next: `${url.pathname}${url.search}` })}`, 303);
     }
     c.set('tenant', tenant);
     await next();
   };
   for (const path of PAGES) app.use(path, signedIn);
 
-  app.get('/login', (c) => signInForm(c, 200, '/', null));
+  app.get('/login', (c) => signInForm(c, 200, localPath(c.req.query('next')), null));
 
   app.post('/login', bodyLimit({ maxSize: 4096, onError: (c) => signInForm(c, 400, '/', 'The form is too large.') }), sameOrigin, async (c) => {
     const form = await c.req.parseBody();
-    const next = typeof form.next === 'string' && LOCAL_PATH.test(form.next) ? form.next : '/';
+    const next = localPath(form.next);
     const token = typeof form.token === 'string' ? form.token.trim() : '';
     if (token === '') return signInForm(c, 400, next, 'Enter a token.');
     const session = sessions.signIn(token);
@@ -172,6 +178,11 @@ function signIn(app: Hono<DashboardEnv>, sessions: Sessions, render: (c: Context
     deleteCookie(c, SESSION_COOKIE, { path: '/', secure: isHttps(c) });
     return c.redirect('/login', 303);
   });
+}
+
+/** Where sign-in may send the browser on: a path on this site (never another origin), else '/'. */
+function localPath(next: unknown): string {
+  return typeof next === 'string' && LOCAL_PATH.test(next) ? next : '/';
 }
 
 /** A form post must come from this site: browsers send Origin with every POST. */

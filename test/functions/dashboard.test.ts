@@ -68,12 +68,15 @@ describe('dashboard pages over lisa serve', () => {
   afterAll(() => h.close());
 
   it('asks for sign-in first, with a strict CSP and hardening headers; the API does not take the cookie', async () => {
-    for (const path of ['/', `/runs/${runId}`, `/runs/${runId}/head`, `/runs/${runId}/chunks/0.json`]) {
+    for (const path of ['/', `/runs/${runId}?heat=p`, `/runs/${runId}/head`, `/runs/${runId}/chunks/0.json`]) {
       const page = await get(`${server.url}${path}`);
-      expect(page.status, path).toBe(401);
-      expect(page.text).toContain('<form method="post" action="/login" class="sign-in">');
-      expect(page.text).toContain(`<input type="hidden" name="next" value="${path}">`);
+      expect([page.status, page.headers.get('location')], path).toEqual([303, `/login?next=${encodeURIComponent(path)}`]);
+      const form = await get(`${server.url}${page.headers.get('location')}`);
+      expect(form.status).toBe(200);
+      expect(form.text).toContain('<form method="post" action="/login" class="sign-in">');
+      expect(form.text).toContain(`<input type="hidden" name="next" value="${path}">`);
     }
+    expect((await get(`${server.url}/login?next=${encodeURIComponent('//evil.example/')}`)).text).toContain('<input type="hidden" name="next" value="/">');
     const page = await get(`${server.url}/`, alpha);
     expect(page.status).toBe(200);
     expect(Object.fromEntries(['content-security-policy', 'x-content-type-options', 'x-frame-options', 'cache-control', 'referrer-policy'].map((k) => [k, page.headers.get(k)]))).toEqual({
@@ -81,10 +84,10 @@ describe('dashboard pages over lisa serve', () => {
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'DENY',
       'cache-control': 'no-store',
-      'referrer-policy': 'no-referrer',
+      'referrer-policy': 'same-origin',
     });
     // a bearer token is for the API; the pages take the session cookie only
-    expect((await get(`${server.url}/`, undefined, { authorization: `Bearer ${h.tokens.alpha}` })).status).toBe(401);
+    expect((await get(`${server.url}/`, undefined, { authorization: `Bearer ${h.tokens.alpha}` })).status).toBe(303);
     const api = await h.request(server, 'GET', `/v1/runs/${runId}`, { token: null, headers: { cookie: alpha } });
     expect([api.status, api.json.error.code]).toEqual([401, 'AUTH_TOKEN_MISSING']);
     expect((await get(`${server.url}/v1/runs/${runId}`)).headers.get('content-security-policy')).toBeNull();
@@ -116,7 +119,7 @@ describe('dashboard pages over lisa serve', () => {
     expect([out.status, out.headers.get('location')]).toEqual([303, '/login']);
     expect(out.headers.get('set-cookie')).toMatch(/^lisa_session=; Max-Age=0; Path=\//);
     const forged = alpha.replace('lisa_session=alpha.', 'lisa_session=beta.');
-    expect((await get(`${server.url}/`, forged)).status).toBe(401);
+    expect((await get(`${server.url}/`, forged)).status).toBe(303);
   });
 
   it("lists only the tenant's runs; another tenant's run is not found", async () => {
@@ -131,6 +134,7 @@ describe('dashboard pages over lisa serve', () => {
     expect(stolen.status).toBe(404);
     expect(stolen.text).toContain(`<code>RUN_NOT_FOUND</code>: run &#39;${runId}&#39; not found in`);
     expect((await get(`${server.url}/runs/${runId}/chunks/0.json`, beta)).status).toBe(404);
+    expect((await get(`${server.url}/runs/${runId}/head`, beta)).status).toBe(404);
   });
 
   it('a run after 3 chunks: totals, both series, units × chunks cells, the chunk table with links to each manifest', async () => {

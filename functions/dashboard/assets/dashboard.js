@@ -66,6 +66,8 @@
     if (main.dataset.live !== 'true') return;
     try {
       const res = await fetch(`${location.pathname}/head`, { headers: { accept: 'application/json' } });
+      // sent to the sign-in form: the session ended, and so does refreshing
+      if (res.redirected) return;
       if (res.ok) {
         const head = await res.json();
         if (String(head.seq ?? '') !== main.dataset.head) await reload();
