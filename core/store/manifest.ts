@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { LisaError } from '../errors.ts';
 import type { ObjectStore } from './object-store.ts';
 import { chunksPrefix, manifestKey, seqOfManifestKey } from './keys.ts';
+import type { Method } from './run-spec.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
 export interface UnitRef {
@@ -30,6 +31,8 @@ export interface ChunkManifest {
   runId: string;
   seq: number;
   createdAt: string;
+  /** the run's method (what activeUnits' objects hold: base tensors, or LoRA adapters) */
+  method: Method;
   period: number;
   activeUnits: string[];
   units: Record<string, UnitRef>;

@@ -3,9 +3,21 @@ import { LisaError } from '../errors.ts';
 import type { ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
 
+/** How a run chooses what trains (DESIGN.md "method"). */
+export const METHODS = ['lisa', 'lora', 'full'] as const;
+export type Method = (typeof METHODS)[number];
+
+/** Options that only one method reads, with their defaults (undefined: none); other methods refuse them. */
+export const METHOD_DEFAULTS = {
+  lisa: { activeLayers: 2, embedHead: 'always', layerProbabilities: undefined },
+  lora: { loraRank: 8, loraAlpha: 16, loraDropout: 0, loraTargets: undefined },
+} as const;
+
 /**
  * What a user chooses when creating a run. One schema serves the CLI, the HTTP API (and its
- * OpenAPI document) and the stored run.json, so defaults live in exactly one place.
+ * OpenAPI document) and the stored run.json, so defaults live in exactly one place: the fields
+ * every method reads carry zod defaults; a method's own options (METHOD_DEFAULTS) get theirs only
+ * when the run uses that method, so run.json never shows an option the run ignores.
  */
 export const RunConfigSchema = z
   .object({
@@ -16,10 +28,19 @@ export const RunConfigSchema = z
     template: z.string().optional().describe('prompt template with {field} placeholders'),
     seqLen: z.number().int().positive().optional().describe("tokens per example; default the model's context"),
     heldOut: z.number().int().min(0).default(0).describe('examples held out for evaluation'),
-    activeLayers: z.number().int().min(0).default(2).describe('γ: middle blocks trained per period'),
-    period: z.number().int().positive().default(10).describe('K: steps per sampling period'),
-    embedHead: z.enum(['always', 'never', 'sampled']).default('always'),
-    layerProbabilities: z.array(z.number().min(0)).optional().describe('per-block sampling weights {p_l}'),
+    method: z.enum(METHODS).default('lisa').describe('what trains: lisa (sampled blocks + embed/head), lora (adapters on every block), full (every unit)'),
+    activeLayers: z.number().int().min(0).optional().describe('lisa: γ, middle blocks trained per period (default 2)'),
+    period: z.number().int().positive().default(10).describe('K: steps per sampling period, and per chunk'),
+    embedHead: z.enum(['always', 'never', 'sampled']).optional().describe('lisa: when embed and head train (default always)'),
+    layerProbabilities: z.array(z.number().min(0)).optional().describe('lisa: per-block sampling weights {p_l}'),
+    loraRank: z.number().int().positive().optional().describe('lora: rank r of every adapter (default 8)'),
+    loraAlpha: z.number().positive().optional().describe('lora: alpha; adapters are scaled by alpha / r (default 16)'),
+    loraDropout: z.number().min(0).lt(1).optional().describe("lora: dropout on the adapters' input (default 0)"),
+    loraTargets: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('lora: module names to adapt, e.g. q_proj, v_proj (llama) or c_attn (gpt2); default every linear layer of the blocks'),
     optimizerState: z.enum(['restore', 'reset']).default('restore').describe('m and v of a re-sampled unit'),
     steps: z.number().int().positive().default(100).describe('total optimizer steps of the run'),
     batchSize: z.number().int().positive().default(8),
@@ -37,7 +58,22 @@ export const RunConfigSchema = z
     seed: z.number().int().min(0).default(0),
     maxCostUsd: z.number().positive().optional().describe('no chunk starts once the run has spent this much'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const [method, options] of Object.entries(METHOD_DEFAULTS)) {
+      if (c.method === method) continue;
+      for (const key of Object.keys(options)) {
+        if (c[key as keyof typeof c] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `applies to method ${method} only; this run's method is ${c.method}` });
+        }
+      }
+    }
+  })
+  .overwrite((c) => (c.method in METHOD_DEFAULTS ? { ...withoutUndefined(METHOD_DEFAULTS[c.method as keyof typeof METHOD_DEFAULTS]), ...c } : c));
+
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 export type RunConfig = z.output<typeof RunConfigSchema>;
@@ -110,5 +146,8 @@ export async function readRunSpec(store: ObjectStore, runId: string): Promise<Ru
   const head = await store.head(runSpecKey(runId));
   if (!head) throw new RunNotFoundError(runId, store.url);
   const bytes = await store.get(runSpecKey(runId));
-  return JSON.parse(new TextDecoder().decode(bytes)) as RunSpec;
+  const spec = JSON.parse(new TextDecoder().decode(bytes)) as RunSpec;
+  // run.json written before methods existed describes a LISA run
+  spec.config.method ??= 'lisa';
+  return spec;
 }

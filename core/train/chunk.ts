@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { LisaError } from '../errors.ts';
-import { sampleUnits } from '../lisa/schedule.ts';
 import { adamwStep, type AdamWConfig, type ParamGroup } from '../optim/adamw.ts';
 import { createParamGroup, disposeParamGroup, readGroupState } from '../optim/state.ts';
 import { GradAccumulator } from '../optim/accumulate.ts';
@@ -19,10 +18,9 @@ import {
 } from '../store/manifest.ts';
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { putUnitObject } from '../store/unit-object.ts';
-import { createModel, type Model } from '../models/model.ts';
-import { unitOf } from '../models/units.ts';
-import type { ModelSpec } from '../models/config.ts';
+import type { Model } from '../models/model.ts';
 import { materialize, type RunWeights } from './run-state.ts';
+import { createRunModel, periodUnits, unitVariables } from './method.ts';
 import type { ResourceCache } from './resources.ts';
 import { openRunInputs, type Sources } from './sources.ts';
 import type { PreparedDataset } from '../data/index.ts';
@@ -97,21 +95,13 @@ export function adamwConfig(run: RunSpec): AdamWConfig {
   };
 }
 
-/** The units period `period` trains, deterministic from the run's seed. */
-export function periodUnits(run: RunSpec, nLayers: number, period: number): string[] {
-  const c = run.config;
-  return sampleUnits(
-    { nLayers, activeLayers: c.activeLayers, embedHead: c.embedHead, probabilities: c.layerProbabilities, seed: c.seed },
-    period,
-  );
-}
-
 /**
- * One function invocation = (the rest of) one LISA period: read the head manifest, rebuild the
- * model from the base and the run's units, train the period's units from the data cursor, upload
- * only those units (weights + AdamW m, v) and commit the next manifest with an exclusive create.
+ * One function invocation = (the rest of) one period: read the head manifest, rebuild the model
+ * from the base and the run's units, train the period's units (./method.ts: LISA's sampled units,
+ * every unit, or every block's LoRA adapters) from the data cursor, upload only those units
+ * (their trained tensors + AdamW m, v) and commit the next manifest with an exclusive create.
  * A chunk that stops early at its deadline leaves the rest of the period to the next chunk, which
- * samples the same units, so the schedule is the same however the run is cut into chunks.
+ * trains the same units, so the schedule is the same however the run is cut into chunks.
  */
 export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const now = opts.now ?? Date.now;
@@ -130,16 +120,16 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
 
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const period = Math.floor(startStep / c.period);
-  const active = periodUnits(run, base.spec.nLayers, period);
+  const active = periodUnits(run, base.spec, period);
   const state = await materialize(store, base.spec, base.weights, parent, new Set(active));
   const stepsPlanned = Math.min((period + 1) * c.period, c.steps) - startStep;
   const tLoaded = now();
 
-  const model = createModel(base.spec, state.weights);
+  const model = createRunModel(run, base.spec, state);
   // Under `reset` a unit keeps its moments only within one period, which may span chunks cut by deadlines.
   const periodStart = period * c.period;
   const keep = new Set(active.filter((u) => c.optimizerState === 'restore' || (parent?.units[u]?.step ?? 0) > periodStart));
-  const groups = optimizerGroups(model, base.spec, active, state, keep);
+  const groups = optimizerGroups(unitVariables(run, model, active), state, keep);
   const cfg = adamwConfig(run);
   const losses: number[] = [];
   const learningRates: number[] = [];
@@ -214,6 +204,7 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     runId,
     seq,
     createdAt: new Date(tUploaded).toISOString(),
+    method: c.method,
     period,
     activeUnits: active,
     units,
@@ -263,7 +254,8 @@ interface StepResult {
 /**
  * One optimizer step over gradAccum micro-batches. Each micro-batch's gradient is weighted by
  * its share of the step's loss tokens, so the step follows the token-mean loss of the whole batch.
- * Only the active units' variables are differentiated: frozen units get no weight gradients.
+ * Only the groups' variables are differentiated: frozen units (and a LoRA run's base) get no
+ * weight gradients.
  */
 function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset: PreparedDataset, start: Cursor, run: RunSpec, globalStep: number): StepResult {
   const { batchSize, gradAccum } = run.config;
@@ -281,7 +273,7 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
   let loss = 0;
   let tokens = 0;
   try {
-    for (const batch of batches) {
+    for (const [microBatch, batch] of batches.entries()) {
       const weight = total === 0 ? 1 / batches.length : batch.lossTokens / total;
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(
@@ -290,6 +282,7 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
               tf.tensor2d(batch.tokens, undefined, 'int32'),
               tf.tensor2d(batch.targets, undefined, 'int32'),
               tf.tensor2d(batch.mask, undefined, 'float32'),
+              { step: globalStep, microBatch },
             ),
           varList,
         ),
@@ -312,12 +305,11 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
 }
 
 /**
- * AdamW groups for the active units, with m and v restored from the run's latest objects for the
- * units in `keep`, zero for the others and for units never trained. Frozen units get no state.
+ * AdamW groups for the active units' variables, with m and v restored from the run's latest
+ * objects for the units in `keep`, zero for the others and for units never trained. Frozen units
+ * get no state.
  */
-function optimizerGroups(model: Model, spec: ModelSpec, active: string[], state: RunWeights, keep: ReadonlySet<string>): ParamGroup[] {
-  const params = new Map<string, Array<[string, tf.Variable]>>(active.map((u) => [u, []]));
-  for (const [name, param] of model.params) params.get(unitOf(spec, name))?.push([name, param]);
+function optimizerGroups(params: Map<string, Array<[string, tf.Variable]>>, state: RunWeights, keep: ReadonlySet<string>): ParamGroup[] {
   const groups: ParamGroup[] = [];
   try {
     for (const [unit, list] of params) {

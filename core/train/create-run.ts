@@ -1,7 +1,10 @@
 import { randomInt } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.ts';
-import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
+import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, type RunConfig, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
 import { createSampler } from '../lisa/schedule.ts';
+import type { ModelSpec } from '../models/config.ts';
+import { LORA_TARGETS, loraModules } from '../models/lora.ts';
+import { loraConfig, scheduleConfig } from './method.ts';
 import type { ResourceCache } from './resources.ts';
 import type { Sources } from './sources.ts';
 
@@ -16,17 +19,15 @@ export interface CreateRunOptions {
 
 /**
  * Validates everything a chunk will need — the config, the base, the data with its field
- * mapping, the schedule — before claiming the run id, so a bad run fails here and not on a GPU.
+ * mapping, the method's options against the base — before claiming the run id, so a bad run
+ * fails here and not on a GPU.
  */
 export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
-  const config = parseRunConfig(opts.input);
+  const parsed = parseRunConfig(opts.input);
   const id = opts.runId ?? newRunId(opts.now ?? new Date(), () => randomInt(0, 2 ** 32) / 2 ** 32);
   checkRunId(id);
-  const base = await opts.cache.base(config.base, () => opts.sources.loadBase(config.base));
-  if (config.activeLayers > base.spec.nLayers) {
-    throw new InvalidRunConfigError([{ path: 'activeLayers', message: `γ=${config.activeLayers} exceeds the base's ${base.spec.nLayers} layers` }]);
-  }
-  createSampler({ nLayers: base.spec.nLayers, activeLayers: config.activeLayers, embedHead: config.embedHead, probabilities: config.layerProbabilities, seed: config.seed });
+  const base = await opts.cache.base(parsed.base, () => opts.sources.loadBase(parsed.base));
+  const config = checkMethod(parsed, base.spec);
   const data = await opts.sources.prepareData(config, base);
   const spec: RunSpec = {
     version: 1,
@@ -38,4 +39,32 @@ export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
   };
   await putRunSpec(opts.store, spec);
   return spec;
+}
+
+/** The method's options checked against the base; a LoRA run's targets are written out in full. */
+function checkMethod(config: RunConfig, spec: ModelSpec): RunConfig {
+  if (config.method === 'lisa') {
+    const schedule = scheduleConfig(config, spec.nLayers);
+    if (schedule.activeLayers > spec.nLayers) {
+      throw new InvalidRunConfigError([{ path: 'activeLayers', message: `γ=${schedule.activeLayers} exceeds the base's ${spec.nLayers} layers` }]);
+    }
+    createSampler(schedule);
+  }
+  const lora = loraConfig(config, spec);
+  if (!lora) return config;
+  const allowed = LORA_TARGETS[spec.arch];
+  const unknown = lora.targets.filter((t) => !allowed.includes(t));
+  if (unknown.length > 0) {
+    throw new InvalidRunConfigError([
+      { path: 'loraTargets', message: `${unknown.map((t) => `"${t}"`).join(', ')} is not a linear layer of a ${spec.arch} block; expected some of ${allowed.join(', ')}` },
+    ]);
+  }
+  const smallest = loraModules(spec, lora.targets).reduce((a, m) => (Math.min(m.inFeatures, m.outFeatures) < Math.min(a.inFeatures, a.outFeatures) ? m : a));
+  const limit = Math.min(smallest.inFeatures, smallest.outFeatures);
+  if (lora.rank > limit) {
+    throw new InvalidRunConfigError([
+      { path: 'loraRank', message: `rank ${lora.rank} exceeds ${smallest.module} (${smallest.inFeatures} -> ${smallest.outFeatures} features); expected 1 to ${limit}` },
+    ]);
+  }
+  return { ...config, loraTargets: allowed.filter((t) => lora.targets.includes(t)) };
 }

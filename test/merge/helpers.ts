@@ -103,6 +103,7 @@ function manifest(runId: string, seq: number, active: string[], units: Record<st
     runId,
     seq,
     createdAt: '2025-01-01T00:00:00.000Z',
+    method: 'lisa',
     period: seq,
     activeUnits: active,
     units,

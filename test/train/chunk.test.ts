@@ -2,19 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../core/engine/index.ts';
 import { loadBaseDir } from '../../core/models/load.ts';
-import { createModel } from '../../core/models/model.ts';
 import { unitNames, unitOf } from '../../core/models/units.ts';
-import { nextBatch } from '../../core/data/index.ts';
-import { adamwStep } from '../../core/optim/adamw.ts';
-import { createParamGroup, disposeParamGroup, readGroupState, type GroupState } from '../../core/optim/state.ts';
 import { headManifest, listSeqs, readManifest } from '../../core/store/manifest.ts';
 import { readRunSpec, type RunConfigInput, type RunSpec } from '../../core/store/run-spec.ts';
 import { unitsPrefix } from '../../core/store/keys.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { createRun } from '../../core/train/create-run.ts';
-import { adamwConfig, periodUnits, runChunk } from '../../core/train/chunk.ts';
+import { runChunk } from '../../core/train/chunk.ts';
+import { periodUnits } from '../../core/train/method.ts';
 import { materialize } from '../../core/train/run-state.ts';
-import { openRunInputs } from '../../core/train/sources.ts';
+import { referenceLoop } from './reference-loop.ts';
 import { bytesOf, fsStore, newSources, qaLines, smallLlama, storeKinds, writeBase, writeData } from './harness.ts';
 
 let baseDir: string;
@@ -40,46 +37,6 @@ const config = (over: Partial<RunConfigInput> = {}): RunConfigInput => ({
   seed: 5,
   ...over,
 });
-
-/**
- * The same LISA schedule as one uninterrupted process: one model, all AdamW state kept in memory,
- * no store. Returns the final weights and every trained unit's state.
- */
-async function referenceLoop(run: RunSpec, steps: number) {
-  const { sources, cache } = newSources();
-  const { base, dataset } = await openRunInputs(run, sources, cache);
-  const model = createModel(base.spec, base.weights);
-  const states = new Map<string, GroupState>();
-  const cfg = adamwConfig(run);
-  let cursor = { epoch: 0, index: 0 };
-  for (let step = 0; step < steps; step++) {
-    const active = periodUnits(run, base.spec.nLayers, Math.floor(step / run.config.period));
-    const groups = active.map((u) =>
-      createParamGroup(
-        u,
-        [...model.params].filter(([n]) => unitOf(base.spec, n) === u),
-        run.config.optimizerState === 'restore' ? states.get(u) : step % run.config.period === 0 ? undefined : states.get(u),
-      ),
-    );
-    const batch = nextBatch(dataset, cursor, run.config.batchSize);
-    cursor = batch.cursor;
-    const vars = groups.flatMap((g) => g.slots.map((s) => s.param));
-    const hf = new Map(groups.flatMap((g) => g.slots.map((s) => [s.param.name, s.name] as const)));
-    const { value, grads } = tf.variableGrads(
-      () => model.loss(tf.tensor2d(batch.tokens, undefined, 'int32'), tf.tensor2d(batch.targets, undefined, 'int32'), tf.tensor2d(batch.mask)),
-      vars,
-    );
-    adamwStep(cfg, groups, new Map(Object.entries(grads).map(([k, g]) => [hf.get(k)!, g])), step);
-    tf.dispose([value, ...Object.values(grads)]);
-    for (const g of groups) {
-      states.set(g.unit, await readGroupState(g));
-      disposeParamGroup(g);
-    }
-  }
-  const weights = new Map([...model.params].map(([n, v]) => [n, v.dataSync() as Float32Array]));
-  model.dispose();
-  return { weights, states, base };
-}
 
 for (const kind of storeKinds('chunks')) {
   describe(`chunks on the ${kind.name} store`, () => {
@@ -132,7 +89,7 @@ for (const kind of storeKinds('chunks')) {
       const touched = new Set<string>();
       for (const seq of await listSeqs(store, run.id)) {
         const m = await readManifest(store, run.id, seq);
-        expect(m.activeUnits).toEqual(periodUnits(run, smallLlama.nLayers, seq));
+        expect(m.activeUnits).toEqual(periodUnits(run, smallLlama, seq));
         const written = keys.filter((k) => k.includes(`/${String(seq).padStart(8, '0')}-`)).map((k) => k.slice(unitsPrefix(run.id).length).split('/')[0]);
         expect(written.sort()).toEqual([...m.activeUnits].sort());
         for (const u of m.activeUnits) {
@@ -158,7 +115,7 @@ for (const kind of storeKinds('chunks')) {
         await runChunk({ store: restore.store, runId: restore.run.id, ...newSources() });
         await runChunk({ store: reset.store, runId: reset.run.id, ...newSources() });
       }
-      const periods = [0, 1, 2, 3].map((p) => periodUnits(restore.run, smallLlama.nLayers, p));
+      const periods = [0, 1, 2, 3].map((p) => periodUnits(restore.run, smallLlama, p));
       const count = (u: string) => periods.filter((units) => units.includes(u)).length;
       const base = await loadBaseDir(baseDir);
       const a = await materialize(restore.store, smallLlama, base.weights, await headManifest(restore.store, restore.run.id), new Set());
