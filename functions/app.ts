@@ -333,6 +333,7 @@ export function createApp(deps: AppDeps): LisaApp {
           dtype: body.dtype as ExportDtype,
           shardSize: shardBytes(body.shardSize),
           delta: body.delta,
+          adapter: body.adapter,
           openStore: deps.openStore,
           now: deps.clock,
         });

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { CompositionRequestSchema, ExportRequestSchema } from '../core/merge/schemas.ts';
-import { RunConfigSchema } from '../core/store/run-spec.ts';
+import { METHODS, RunConfigSchema } from '../core/store/run-spec.ts';
 import type { ChunkManifest } from '../core/store/manifest.ts';
 
 /**
@@ -43,6 +43,7 @@ export const ChunkSummarySchema = z
     runId: z.string(),
     seq: z.number().int(),
     createdAt: z.string(),
+    method: z.enum(METHODS),
     period: z.number().int(),
     activeUnits: z.array(z.string()),
     startStep: z.number().int(),
@@ -76,6 +77,7 @@ export function chunkSummary(m: ChunkManifest): ChunkSummary {
     runId: m.runId,
     seq: m.seq,
     createdAt: m.createdAt,
+    method: m.method,
     period: m.period,
     activeUnits: m.activeUnits,
     startStep: m.startStep,

@@ -51,6 +51,7 @@ interface ExportOptions {
   dtype: 'base' | 'f32' | 'bf16' | 'f16';
   shardSize: number;
   delta?: boolean;
+  adapter?: boolean;
   base?: string;
   json?: boolean;
 }
@@ -75,6 +76,7 @@ export function register(program: Command): void {
     .addOption(dtypeOption())
     .addOption(shardOption())
     .option('--delta', 'write only the units the run changed (weights, no optimizer state) as one safetensors file')
+    .option('--adapter', "a LoRA run's adapters as Hugging Face PEFT loads them: adapter_config.json + adapter_model.safetensors")
     .option('--base <dir|s3://...>', "the run's base, when it moved since the run was created (its sha256 must still match)")
     .option('--json', 'print the summary as JSON')
     .action(async (o: ExportOptions) => {
@@ -86,11 +88,12 @@ export function register(program: Command): void {
         dtype: o.dtype,
         shardSize: o.shardSize,
         delta: o.delta,
+        adapter: o.adapter,
         base: o.base,
         openStore: openStoreFromEnv,
         onProgress: o.json ? undefined : progressLine('export'),
       });
-      const what = o.delta ? 'delta package' : 'model';
+      const what = o.adapter ? 'LoRA adapter' : o.delta ? 'delta package' : 'model';
       printSummary(summary, o.json, `${what} of run ${summary.runId} at seq ${summary.seq} (units from the run: ${summary.units.join(' ') || 'none'})`);
     });
 

@@ -24,11 +24,16 @@ interface CreateOptions {
   template?: string;
   seqLen?: number;
   heldOut?: number;
+  method?: 'lisa' | 'lora' | 'full';
   layers?: number;
   period?: number;
   embedHead?: 'always' | 'never' | 'sampled';
   layerProbabilities?: string;
   optimizerState?: 'restore' | 'reset';
+  loraRank?: number;
+  loraAlpha?: number;
+  loraDropout?: number;
+  loraTargets?: string;
   steps?: number;
   batch?: number;
   gradAccum?: number;
@@ -56,11 +61,16 @@ export function register(program: Command): void {
     .option('--template <text>', 'prompt template with {field} placeholders')
     .option('--seq-len <n>', 'tokens per example (default: the model context)', intArg)
     .option('--held-out <n>', 'examples held out for evaluation', intArg)
-    .option('--layers <γ>', 'middle blocks trained per period', intArg)
+    .option('--method <method>', 'lisa | lora | full: what trains (default lisa)')
+    .option('--layers <γ>', 'lisa: middle blocks trained per period', intArg)
     .option('--period <K>', 'steps per sampling period', intArg)
     .option('--embed-head <mode>', 'always | never | sampled')
     .option('--layer-probabilities <list>', 'per-block sampling weights, comma separated')
     .option('--optimizer-state <policy>', 'restore | reset: AdamW moments of a re-sampled unit')
+    .option('--lora-rank <r>', 'lora: adapter rank', intArg)
+    .option('--lora-alpha <alpha>', 'lora: adapters scaled by alpha / r', numberArg)
+    .option('--lora-dropout <p>', "lora: dropout on the adapters' input", numberArg)
+    .option('--lora-targets <list>', 'lora: module names, comma separated (default every linear layer of the blocks)')
     .option('--steps <n>', 'total optimizer steps', intArg)
     .option('--batch <n>', 'examples per micro-batch', intArg)
     .option('--grad-accum <n>', 'micro-batches per step', intArg)
@@ -83,11 +93,16 @@ export function register(program: Command): void {
         template: o.template,
         seqLen: o.seqLen,
         heldOut: o.heldOut,
+        method: o.method,
         activeLayers: o.layers,
         period: o.period,
         embedHead: o.embedHead,
         layerProbabilities: o.layerProbabilities?.split(',').map(Number),
         optimizerState: o.optimizerState,
+        loraRank: o.loraRank,
+        loraAlpha: o.loraAlpha,
+        loraDropout: o.loraDropout,
+        loraTargets: o.loraTargets?.split(',').map((t) => t.trim()),
         steps: o.steps,
         batchSize: o.batch,
         gradAccum: o.gradAccum,
