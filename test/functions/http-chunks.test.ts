@@ -4,7 +4,7 @@ import { PrefixedStore } from '../../core/store/prefixed.ts';
 import { ChunkRunner } from '../../functions/chunks.ts';
 import { createMetrics } from '../../functions/metrics.ts';
 import { Registry } from 'prom-client';
-import { BACKENDS, harness, type Harness, type Response, type Server } from './harness.ts';
+import { BACKENDS, harness, MODEL_DIR, type Harness, type Response, type Server } from './harness.ts';
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const t0 = Date.now();
@@ -192,6 +192,8 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
       ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'INVALID_RUN_ID'],
       ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'PAYLOAD_TOO_LARGE'],
       ['POST', '/v1/runs', { body: { base: `${h.dir}/no-such-model`, data: h.data } }, 422, 'MODEL_FILE_MISSING'],
+      ['POST', '/v1/runs', { body: { base: 'b', data: 'd', method: 'lora', activeLayers: 1 } }, 400, 'INVALID_REQUEST', 'activeLayers'],
+      ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/adapter`, adapter: true } }, 422, 'EXPORT_NOT_LORA'],
       ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'INVALID_REQUEST', 'dtype'],
       ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'INVALID_REQUEST', 'method'],
       ['GET', '/v1/runs/run-does-not-exist', {}, 404, 'RUN_NOT_FOUND'],
@@ -210,6 +212,21 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
     expect([tooMany.status, tooMany.json.error.code]).toEqual([400, 'INVALID_RUN_CONFIG']);
     expect(await h.seqs(id)).toEqual([]);
     await healthy(a);
+  });
+
+  it('a LoRA run: chunks upload the blocks\' adapters, the adapter export is PEFT\'s pair of files', async () => {
+    const created = await h.request(a, 'POST', '/v1/runs', {
+      body: { base: MODEL_DIR, data: h.data, fields: ['question', 'answer'], seqLen: 32, batchSize: 2, period: 2, steps: 4, method: 'lora', loraRank: 2 },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.json.config).toMatchObject({ method: 'lora', loraRank: 2, loraAlpha: 16, loraDropout: 0 });
+    const c = await chunk(a, created.json.id);
+    expect(c.status, c.text).toBe(201);
+    expect([c.json.method, c.json.activeUnits]).toEqual(['lora', ['layers.0', 'layers.1', 'layers.2', 'layers.3', 'layers.4']]);
+    const out = `${h.dir}/alpha/adapter-${backend.name}`;
+    const e = await h.request(a, 'POST', `/v1/runs/${created.json.id}/exports`, { body: { out, adapter: true } });
+    expect(e.status, e.text).toBe(201);
+    expect([...e.json.files].sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'lisa-export.json']);
   });
 
   it('refs outside LISA_REF_PREFIXES are refused before anything is read', async () => {
