@@ -2,6 +2,7 @@
  * LoRA (Hu et al. 2021) on the block projections, as Hugging Face PEFT computes it
  * (peft/tuners/lora/layer.py, read for this): for a targeted module with input x [N, in],
  *   y = base(x) + ((dropout(x) · Aᵀ) · Bᵀ) · (alpha / r)        A [r, in], B [out, r]
+ *   (core/models/model.ts applies alpha/r to the [N, r] product instead: the same map, less memory)
  * - init (PEFT's init_lora_weights=True): A ~ kaiming_uniform_(a=√5) = U(−1/√in, 1/√in), B = 0, so
  *   a fresh adapter leaves the model's outputs unchanged;
  * - dropout (nn.Dropout on the adapter's input only): each element kept with probability 1 − p and

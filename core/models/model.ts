@@ -100,13 +100,17 @@ export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>,
     if (!p) throw new WeightsError(`no parameter named ${name}`, { name });
     return p;
   };
-  /** y [N, out] of a projection plus its adapter's ((dropout(x) · Aᵀ) · Bᵀ) · alpha/r, x [N, in]. */
+  /**
+   * y [N, out] of a projection plus its adapter's ((dropout(x) · Aᵀ) · alpha/r) · Bᵀ, x [N, in].
+   * PEFT scales the [N, out] product; scaling the [N, r] one is the same map with one [N, out]
+   * tensor fewer on the gradient tape, where every intermediate lives until the backward ends.
+   */
   const adapt = (x: tf.Tensor2D, y: tf.Tensor2D, module: string, pass?: TrainingPass): tf.Tensor2D => {
     if (!lora || !adapted.has(module)) return y;
     const [n, d] = x.shape;
     const xd = pass && lora.dropout > 0 ? tf.mul(x, tf.tensor2d(dropoutMask(lora, module, pass, n, d), [n, d])) : x;
-    const low = linear(xd as tf.Tensor2D, adapters.get(loraA(module))!); // [N, r]
-    return tf.add(y, tf.mul(linear(low, adapters.get(loraB(module))!), lora.alpha / lora.rank));
+    const low = tf.mul(linear(xd as tf.Tensor2D, adapters.get(loraA(module))!), lora.alpha / lora.rank) as tf.Tensor2D; // [N, r]
+    return tf.add(y, linear(low, adapters.get(loraB(module))!));
   };
   const paramsFor = (pass?: TrainingPass): Params => ({
     w,

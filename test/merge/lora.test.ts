@@ -13,24 +13,10 @@ import { loadBaseDir } from '../../core/models/load.ts';
 import { loraA, loraB, loraModules } from '../../core/models/lora.ts';
 import { readHeader, readTensorF32 } from '../../core/tensors/safetensors.ts';
 import { fileSource } from '../../core/tensors/source.ts';
+import { tinyGpt2 } from '../models/tiny.ts';
 import { fsStore, makeBase, makeLoraRun, makeRun, tempDir, TINY } from './helpers.ts';
 
-const GPT2: ModelSpec = {
-  arch: 'gpt2',
-  vocabSize: 40,
-  dim: 12,
-  nLayers: 2,
-  nHeads: 3,
-  nKvHeads: 3,
-  headDim: 4,
-  hiddenDim: 20,
-  maxSeqLen: 16,
-  normEps: 1e-5,
-  ropeTheta: 0,
-  tiedEmbeddings: true,
-  bosId: 0,
-  eosId: 0,
-};
+const GPT2 = tinyGpt2;
 
 let root: string;
 let cleanup: () => Promise<void>;

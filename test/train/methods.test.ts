@@ -2,6 +2,7 @@
  * Methods lora and full in the chunk pipeline: the same exact resume as LISA, what each chunk
  * uploads, a LoRA run's frozen base, and the options each method refuses.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../core/engine/index.ts';
 import { loadBaseDir } from '../../core/models/load.ts';
@@ -80,6 +81,19 @@ describe('method lora', () => {
     const ref = (await referenceLoop(run, 6)).weights;
     expect([...stored.adapters.keys()].sort()).toEqual([...shapes.keys()].sort());
     for (const [name, w] of ref) expect(bytesOf((stored.weights.get(name) ?? stored.adapters.get(name))!).equals(bytesOf(w)), name).toBe(true);
+  });
+
+  it('the tensor count is flat across LoRA chunks, dropout on', async () => {
+    const { store, run } = await newRun({ method: 'lora', loraRank: 2, loraDropout: 0.2, period: 2, steps: 6 });
+    const ctx = newSources();
+    await runChunk({ store, runId: run.id, ...ctx });
+    const during: number[] = [];
+    const after: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      await runChunk({ store, runId: run.id, ...ctx, onStep: () => during.push(tf.memory().numTensors) });
+      after.push(tf.memory().numTensors);
+    }
+    expect([during.length, new Set(during).size, new Set(after).size]).toEqual([4, 1, 1]);
   });
 
   it('trains only adapters: the varList holds no base tensor', async () => {
