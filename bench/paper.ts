@@ -37,7 +37,12 @@ import { ResourceCache } from '../core/train/resources.ts';
 import { createSources } from '../core/train/sources.ts';
 import { evaluateGoals, renderFigures, renderReport, type Row } from './paper-report.ts';
 
-type Profile = Awaited<ReturnType<typeof tf.profile>>;
+/** What one profiled chunk measured. */
+interface Profile {
+  peakBytes: number;
+  /** kernel name -> summed kernel time */
+  kernelMs: Map<string, number>;
+}
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, tiny: { type: 'boolean' }, out: { type: 'string' } } });
 const outDir = args.out ?? new URL('results/', import.meta.url).pathname;
@@ -144,8 +149,7 @@ for (const m of MODELS) {
   }
   for (const r of runs) {
     const profile = r.profile!;
-    const kernels = new Map<string, number>();
-    for (const k of profile.kernels) kernels.set(k.name, (kernels.get(k.name) ?? 0) + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0));
+    const kernels = profile.kernelMs;
     const kernelMs = [...kernels.values()].reduce((a, b) => a + b, 0);
     rows.push({
       model: m.name,
@@ -179,13 +183,19 @@ for (const m of MODELS) {
   }
 }
 
-/** Runs one chunk under tf.profile: the peak is the most tfjs held after any of its kernels. */
+/**
+ * Runs one chunk under tf.profile: the peak is the most tfjs held after any of its kernels. The
+ * profile is read out at once: tfjs hands every profile the same object.
+ */
 async function profiledChunk<T>(chunk: () => Promise<T>, report: (p: Profile) => void): Promise<T> {
   let result: T | undefined;
-  report(await tf.profile(async () => {
+  const info = await tf.profile(async () => {
     result = await chunk();
     return [];
-  }));
+  });
+  const kernelMs = new Map<string, number>();
+  for (const k of info.kernels) kernelMs.set(k.name, (kernelMs.get(k.name) ?? 0) + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0));
+  report({ peakBytes: info.peakBytes, kernelMs });
   return result!;
 }
 

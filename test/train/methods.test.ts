@@ -15,6 +15,7 @@ import { createRun } from '../../core/train/create-run.ts';
 import { runChunk } from '../../core/train/chunk.ts';
 import { createRunModel, loraConfig, unitVariables } from '../../core/train/method.ts';
 import { materialize } from '../../core/train/run-state.ts';
+import { loadRunModel } from '../../core/train/run-model.ts';
 import { bytesOf, fsStore, newSources, qaLines, smallLlama, writeBase, writeData } from './harness.ts';
 import { referenceLoop } from './reference-loop.ts';
 
@@ -94,6 +95,19 @@ describe('method lora', () => {
       after.push(tf.memory().numTensors);
     }
     expect([during.length, new Set(during).size, new Set(after).size]).toEqual([4, 1, 1]);
+  });
+
+  it("a LoRA run's model at a seq (generate, evaluation) carries the stored adapters; before any chunk, fresh ones", async () => {
+    const { store, run } = await newRun({ method: 'lora', loraRank: 2, steps: 3 });
+    const m = await runChunk({ store, runId: run.id, ...newSources() });
+    const stored = await materialize(store, smallLlama, (await loadBaseDir(baseDir)).weights, m, new Set());
+    const at = async (seq?: number) => (await loadRunModel({ store, runId: run.id, at: seq, ...newSources() })).model;
+    const head = await at();
+    for (const [name, v] of head.adapters) expect(bytesOf(v.dataSync() as Float32Array).equals(bytesOf(stored.adapters.get(name)!)), name).toBe(true);
+    const fresh = await at(-1);
+    expect([...fresh.adapters].filter(([n]) => n.endsWith('lora_B.weight')).every(([, v]) => (v.dataSync() as Float32Array).every((x) => x === 0))).toBe(true);
+    head.dispose();
+    fresh.dispose();
   });
 
   it('trains only adapters: the varList holds no base tensor', async () => {
