@@ -20,7 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../core/engine/index.ts';
 import { exportRun } from '../core/merge/index.ts';
@@ -181,6 +181,7 @@ for (const m of MODELS) {
     }
     await rm(r.storeDir, { recursive: true, force: true });
   }
+  if (!m.real) await rm(dirname(baseDir), { recursive: true, force: true });
 }
 
 /**
