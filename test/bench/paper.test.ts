@@ -4,7 +4,7 @@
  * sizes are (what each method uploads follows from what it trains).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -42,5 +42,6 @@ describe('bench/paper.ts --tiny', () => {
     expect(json.figures).toEqual(['loss-stories260k.svg', 'memory-time-stories260k.svg', 'loss-llama-12l-tiny.svg', 'memory-time-llama-12l-tiny.svg', 'update-norms.svg']);
     for (const f of json.figures) expect(readFileSync(join(out, f), 'utf8').startsWith('<svg'), f).toBe(true);
     expect(readFileSync(join(out, 'paper.md'), 'utf8')).toContain('## stories260K\n');
+    rmSync(out, { recursive: true, force: true });
   });
 });
