@@ -7,13 +7,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../core/engine/index.ts';
 import { loadBaseDir } from '../../core/models/load.ts';
 import { adapterShapes, LORA_TARGETS } from '../../core/models/lora.ts';
+import { trainingBytes } from '../../core/models/memory.ts';
 import { unitNames } from '../../core/models/units.ts';
 import { headManifest, listSeqs, readManifest } from '../../core/store/manifest.ts';
 import { readRunSpec, type RunConfigInput } from '../../core/store/run-spec.ts';
 import { decodeUnitObject } from '../../core/store/unit-object.ts';
 import { createRun } from '../../core/train/create-run.ts';
 import { runChunk } from '../../core/train/chunk.ts';
-import { createRunModel, loraConfig, unitVariables } from '../../core/train/method.ts';
+import { createRunModel, loraConfig, trainingPlan, unitVariables } from '../../core/train/method.ts';
 import { materialize } from '../../core/train/run-state.ts';
 import { loadRunModel } from '../../core/train/run-model.ts';
 import { bytesOf, fsStore, newSources, qaLines, smallLlama, writeBase, writeData } from './harness.ts';
@@ -110,6 +111,16 @@ describe('method lora', () => {
     expect([...fresh.adapters].filter(([n]) => n.endsWith('lora_B.weight')).every(([, v]) => (v.dataSync() as Float32Array).every((x) => x === 0))).toBe(true);
     head.dispose();
     fresh.dispose();
+  });
+
+  it('the size check counts the adapters as what trains and the whole base as frozen weights', async () => {
+    const { run } = await newRun({ method: 'lora', loraRank: 2 });
+    const blocks = unitNames(smallLlama).filter((u) => u.startsWith('layers.'));
+    const adapters = [...adapterShapes(smallLlama, loraConfig(run.config, smallLlama)!).values()].reduce((n, [r, c]) => n + r * c, 0);
+    const plan = trainingPlan(run, smallLlama, blocks, 48);
+    expect(plan).toEqual({ units: [], adapterValues: adapters, batchSize: 3, seqLen: 48 });
+    // each adapter value: its weight, gradient, m and v in float32
+    expect(trainingBytes(smallLlama, plan) - trainingBytes(smallLlama, { units: [], batchSize: 3, seqLen: 48 })).toBe(16 * adapters);
   });
 
   it('trains only adapters: the varList holds no base tensor', async () => {
