@@ -1,10 +1,11 @@
 /**
  * Training-step throughput: forward + backward + AdamW update of the trained units
- * (bench/step.ts), on the engine's backend (wasm here), with the engine's overrides ("ours") and without them ("stock": tfjs's own
- * kernels and tfjs's gradient formulas; the wasm UnsortedSegmentSum/OneHot fixes stay, stock
- * cannot train without them), measured in one process.
+ * (bench/step.ts) on the engine's backend (wasm here), in three variants measured in one process:
+ * "stock" (tfjs's own kernels and gradient formulas; the wasm UnsortedSegmentSum/OneHot fixes
+ * stay, stock cannot train without them), "simd" (the engine's overrides on its wasm SIMD GEMM)
+ * and "native" (the same with the native OpenBLAS GEMM, when built: npm run build:native).
  *
- *   npx tsx bench/train-step.ts [--backend wasm|cpu|tensorflow] [--steps N] [--only ours|stock]
+ *   npx tsx bench/train-step.ts [--backend wasm|cpu|tensorflow] [--steps N] [--only stock|simd|native]
  *
  * Reports tokens/s and achieved GFLOP/s, counting 6 x params x tokens + 12 x layers x heads x
  * headDim x seq x tokens for attention (nanoGPT's estimate_mfu; a LISA row, which trains only
@@ -15,7 +16,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine, setWasmOverrides, wasmOverridesEnabled, type BackendName } from '../core/engine/index.ts';
+import { initEngine, nativeKernelsStatus, setNativeKernels, setWasmOverrides, wasmOverridesEnabled, type BackendName } from '../core/engine/index.ts';
 import { CONFIGS, flopsPerStep, paramCount, type StepConfig } from './configs.ts';
 import { trainingStep } from './step.ts';
 
@@ -61,7 +62,7 @@ function trainStepMs(c: StepConfig): { ms: number; loss: number; trained: number
 }
 
 const backend = await initEngine({ backend: args.backend as BackendName | undefined, log: (m) => console.log(m) });
-const variants = (['stock', 'ours'] as const).filter((v) => !args.only || args.only === v);
+const variants = (['stock', 'simd', 'native'] as const).filter((v) => !args.only || args.only === v);
 
 /**
  * The yardstick is the backend's own best case (on wasm: XNNPACK, 2-D, untransposed), so it is
@@ -79,7 +80,8 @@ function yardstick(): number {
 const rows: Record<string, unknown>[] = [];
 for (const c of CONFIGS) {
   for (const variant of variants) {
-    setWasmOverrides(variant === 'ours');
+    setWasmOverrides(variant !== 'stock');
+    setNativeKernels(variant === 'native');
     const before = yardstick();
     const { ms, loss, trained } = trainStepMs(c);
     const mm = (before + yardstick()) / 2;
@@ -102,13 +104,17 @@ for (const c of CONFIGS) {
   }
 }
 setWasmOverrides(true);
-const oursMm = matmulGflops();
+const gemms: Record<string, number> = {};
+for (const native of [false, true]) {
+  setNativeKernels(native);
+  gemms[native ? 'native' : 'simd'] = matmulGflops();
+}
 
-console.log(`\ntrain step on ${backend} (tfjs ${tf.version_core}), median of ${STEPS} steps after 2 warmup`);
-console.log(`raw 1024^3 matmul with the engine's override: ${oursMm.toFixed(2)} GFLOP/s`);
+console.log(`\ntrain step on ${backend} (tfjs ${tf.version_core}), median of ${STEPS} steps after 2 warmup; kernels: ${nativeKernelsStatus()}`);
+console.log(`raw 1024^3 matmul with the engine's override: ${Object.entries(gemms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} GFLOP/s`);
 console.table(rows);
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
 await writeFile(
   new URL('./results/train-step.json', import.meta.url),
-  JSON.stringify({ backend, tfjs: tf.version_core, steps: STEPS, date: new Date().toISOString(), overrideMatmulGflops: oursMm, rows }, null, 2),
+  JSON.stringify({ backend, tfjs: tf.version_core, steps: STEPS, date: new Date().toISOString(), overrideMatmulGflops: gemms, rows }, null, 2),
 );

@@ -13,10 +13,11 @@
  * Speed:
  * - wasm's BatchMatMul reaches XNNPACK only with single (batch 1), untransposed operands; every
  *   other case, attention included, runs a scalar loop at ~2 GFLOP/s, and XNNPACK repacks its
- *   right operand on each new tensor. Every BatchMatMul here runs on our SIMD GEMM (simd.ts):
- *   A^T by stride, B^T copied once, batched or broadcast operands in place.
- * - The BatchMatMul gradient is re-registered so its products take those fast forms (explicit
- *   B^T, A^T as a flag); the Softmax gradient is one SIMD kernel instead of four ops.
+ *   right operand on each new tensor. Every BatchMatMul here runs on OpenBLAS (native.ts) where
+ *   the native kernels are built, else on our SIMD GEMM (simd.ts): A^T by stride, B^T copied
+ *   once, batched or broadcast operands in place.
+ * - On the SIMD GEMM the BatchMatMul gradient is re-registered so its products take those fast
+ *   forms (explicit B^T, A^T as a flag); the Softmax gradient is one SIMD kernel instead of four.
  * - wasm's Identity copies; tfjs clones every tensor a gradient saves, so a training step spent
  *   ~3% of its time copying. Tensors are immutable, so sharing the buffer (refcounted, as the cpu
  *   backend does) is equivalent.
@@ -25,6 +26,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 // Upstream gradients first: the overrides below replace two of them.
 import './gradients.ts';
+import { address, heap, size } from './heap.ts';
+import { nativeKernels, type NativeKernels } from './native.ts';
 import { createSimdKernels, type SimdKernels } from './simd.ts';
 
 type TensorInfo = tf.TensorInfo;
@@ -49,14 +52,13 @@ export function wasmOverridesEnabled(): boolean {
   return enabled;
 }
 
-function active(): boolean {
-  return enabled && tf.getBackend() === 'wasm';
+/** Whether the wasm overrides run on the native kernels now. */
+export function nativeActive(): boolean {
+  return active() && nativeKernels() !== undefined;
 }
 
-function size(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
+function active(): boolean {
+  return enabled && tf.getBackend() === 'wasm';
 }
 
 /** x: [N, ...inner] (N = segmentIds.size), out: [numSegments, ...inner], out[s] = sum of rows with id s. */
@@ -115,7 +117,7 @@ function transposeLast(backend: BackendWasm, kernels: SimdKernels, x: TensorInfo
 const simdByMemory = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
 
 function simd(backend: BackendWasm): SimdKernels | undefined {
-  const memory = (backend.wasm as unknown as { asm?: { memory?: WebAssembly.Memory } }).asm?.memory;
+  const memory = heap(backend);
   if (!memory) return undefined;
   let kernels = simdByMemory.get(memory);
   if (kernels === undefined) {
@@ -125,39 +127,51 @@ function simd(backend: BackendWasm): SimdKernels | undefined {
   return kernels ?? undefined;
 }
 
-function address(backend: BackendWasm, t: TensorInfo): number {
-  return backend.dataIdMap.get(t.dataId)!.memoryOffset as number;
+interface Product {
+  a: TensorInfo;
+  b: TensorInfo;
+  transposeA: boolean;
+  transposeB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  /** Matrices in a and b: equal, or 1 for an operand broadcast against the other's batch. */
+  batchA: number;
+  batchB: number;
+  out: TensorInfo;
 }
 
 /**
- * Every BatchMatMul on our SIMD GEMM (simd.ts): A^T is only a different stride; B^T is copied
- * once (O(n^2) against the product's O(n^3)); a left operand batched against a single right one
- * becomes one tall product. Falls back to the stock kernel for what it does not cover.
+ * On OpenBLAS (native.ts): transposes are flags, batches a loop in C; a left operand batched
+ * against a single right one is one tall product.
  */
-function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const stock = stockMatMul!.kernelFunc as KernelFunc;
-  const backend = args.backend as BackendWasm;
-  const kernels = enabled ? simd(backend) : undefined;
-  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-  const batchA = size(a.shape.slice(0, -2));
-  const batchB = size(b.shape.slice(0, -2));
-  const sameBatch = batchA === batchB && a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
-  if (!kernels || a.dtype !== 'float32' || b.dtype !== 'float32' || !(sameBatch || batchA === 1 || batchB === 1)) {
-    return stock(args) as TensorInfo;
+function nativeProduct(backend: BackendWasm, blas: NativeKernels, p: Product): void {
+  const { m, n, k, batchA, batchB } = p;
+  // The buffer now: an allocation may have grown the memory (a new buffer) since the last call.
+  const memory = heap(backend)!.buffer as ArrayBuffer;
+  const [pa, pb, pc] = [address(backend, p.a), address(backend, p.b), address(backend, p.out)];
+  const [ta, tb] = [Number(p.transposeA), Number(p.transposeB)];
+  // BLAS wants leading dimensions >= 1 even for empty operands.
+  const lda = Math.max(1, p.transposeA ? m : k);
+  const ldb = Math.max(1, p.transposeB ? k : n);
+  const ldc = Math.max(1, n);
+  if (batchB === 1 && !p.transposeA) {
+    blas.gemm(memory, 0, tb, batchA * m, n, k, pa, lda, pb, ldb, 0, pc, ldc, 1, 0, 0, 0);
+    return;
   }
-  const ar = a.shape.length;
-  const br = b.shape.length;
-  const m = transposeA ? a.shape[ar - 1] : a.shape[ar - 2];
-  const k = transposeA ? a.shape[ar - 2] : a.shape[ar - 1];
-  const n = transposeB ? b.shape[br - 2] : b.shape[br - 1];
-  const kb = transposeB ? b.shape[br - 1] : b.shape[br - 2];
-  if (k !== kb) return stock(args) as TensorInfo; // the stock kernel words the error
-  const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), m, n];
-  const out = backend.makeOutput(outShape, 'float32');
-  const bRows = transposeB ? transposeLast(backend, kernels, b) : b;
+  const batch = Math.max(batchA, batchB);
+  blas.gemm(memory, ta, tb, m, n, k, pa, lda, pb, ldb, 0, pc, ldc, batch, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : k * n, m * n);
+}
+
+/**
+ * On the SIMD GEMM (simd.ts): A^T is only a different stride; B^T is copied once (O(n^2) against
+ * the product's O(n^3)); a left operand batched against a single right one is one tall product.
+ */
+function simdProduct(backend: BackendWasm, kernels: SimdKernels, p: Product): void {
+  const { m, n, k, batchA, batchB, transposeA } = p;
+  const bRows = p.transposeB ? transposeLast(backend, kernels, p.b) : p.b;
   const { gemm } = kernels;
-  const [pa, pb, pc] = [address(backend, a), address(backend, bRows), address(backend, out)];
+  const [pa, pb, pc] = [address(backend, p.a), address(backend, bRows), address(backend, p.out)];
   // A(i, k): rows of a, or columns of a when transposed.
   const [ais, aks] = transposeA ? [1, m] : [k, 1];
   // Long inner dimensions go in slices accumulated into C, so the lines of A and B a register
@@ -181,7 +195,46 @@ function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo {
       product(pa + 4 * ao, pb + 4 * bo, pc + 4 * i * m * n, m);
     }
   }
-  if (bRows !== b) backend.disposeData(bRows.dataId);
+  if (bRows !== p.b) backend.disposeData(bRows.dataId);
+}
+
+/** The GEMM BatchMatMul runs on: native OpenBLAS when built and on, else the SIMD kernel. */
+function gemmEngine(backend: BackendWasm): { blas: NativeKernels } | { kernels: SimdKernels } | undefined {
+  if (!enabled) return undefined;
+  const blas = heap(backend) ? nativeKernels() : undefined;
+  if (blas) return { blas };
+  const kernels = simd(backend);
+  return kernels && { kernels };
+}
+
+/**
+ * Every float32 BatchMatMul whose operands share a batch, or broadcast a single matrix, runs on
+ * our GEMM; the stock kernel takes the rest (and words shape errors).
+ */
+function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const stock = stockMatMul!.kernelFunc as KernelFunc;
+  const backend = args.backend as BackendWasm;
+  const engine = gemmEngine(backend);
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const batchA = size(a.shape.slice(0, -2));
+  const batchB = size(b.shape.slice(0, -2));
+  const sameBatch = batchA === batchB && a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
+  if (!engine || a.dtype !== 'float32' || b.dtype !== 'float32' || !(sameBatch || batchA === 1 || batchB === 1)) {
+    return stock(args) as TensorInfo;
+  }
+  const ar = a.shape.length;
+  const br = b.shape.length;
+  const m = transposeA ? a.shape[ar - 1] : a.shape[ar - 2];
+  const k = transposeA ? a.shape[ar - 2] : a.shape[ar - 1];
+  const n = transposeB ? b.shape[br - 2] : b.shape[br - 1];
+  const kb = transposeB ? b.shape[br - 1] : b.shape[br - 2];
+  if (k !== kb) return stock(args) as TensorInfo;
+  const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), m, n];
+  const out = backend.makeOutput(outShape, 'float32');
+  const product: Product = { a, b, transposeA, transposeB, m, n, k, batchA, batchB, out };
+  if ('blas' in engine) nativeProduct(backend, engine.blas, product);
+  else simdProduct(backend, engine.kernels, product);
   return out;
 }
 
@@ -215,14 +268,15 @@ function swapLast(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The products of the gradient in the forms the kernel above runs best: a transposed left
- * operand is free (a stride), a transposed right operand is made an explicit copy here.
+ * The products of the gradient in the forms the SIMD kernel runs best: a transposed left operand
+ * is free (a stride), a transposed right operand is made an explicit copy here. OpenBLAS takes
+ * both transposes as flags, as upstream's gradient writes them.
  */
 const batchMatMulGrad: tf.GradConfig = {
   kernelName: 'BatchMatMul',
   inputsToSave: ['a', 'b'],
   gradFunc: (dy, saved, attrs) => {
-    if (!active()) return stockMatMulGrad!.gradFunc(dy, saved, attrs);
+    if (!active() || nativeActive()) return stockMatMulGrad!.gradFunc(dy, saved, attrs);
     const [a, b] = saved;
     const g = dy as tf.Tensor;
     const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };

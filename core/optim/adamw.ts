@@ -19,6 +19,7 @@
  * (e.g. GradAccumulator in ./accumulate.ts, weighting micro-batches by their share of tokens).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAdamW, type AdamWScalars } from '../engine/fused.ts';
 import { GradientMismatchError, NonFiniteGradientError, OptimConfigError } from './errors.ts';
 import { checkLrSchedule, learningRate, type LrSchedule } from './lr.ts';
 
@@ -104,25 +105,43 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
 
   for (const group of groups) {
     const t = group.step + 1;
-    const stepSize = lr / (1 - cfg.beta1 ** t);
-    const bc2Sqrt = Math.sqrt(1 - cfg.beta2 ** t);
     for (const s of group.slots) {
       const decay = cfg.weightDecay > 0 && (s.param.rank >= 2 || cfg.decayNormsAndBiases);
+      const k: AdamWScalars = {
+        clip,
+        beta1: cfg.beta1,
+        oneMinusBeta1: 1 - cfg.beta1,
+        beta2: cfg.beta2,
+        oneMinusBeta2: 1 - cfg.beta2,
+        bc2Sqrt: Math.sqrt(1 - cfg.beta2 ** t),
+        eps: cfg.eps,
+        decay: decay ? 1 - lr * cfg.weightDecay : 1,
+        stepSize: lr / (1 - cfg.beta1 ** t),
+      };
       tf.tidy(() => {
         const raw = grads.get(s.name)!;
-        const g = clip < 1 ? tf.mul(raw, clip) : raw;
-        const m = tf.add(tf.mul(s.m, cfg.beta1), tf.mul(g, 1 - cfg.beta1));
-        const v = tf.add(tf.mul(s.v, cfg.beta2), tf.mul(tf.square(g), 1 - cfg.beta2));
-        const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), cfg.eps);
-        const p = decay ? tf.mul(s.param, 1 - lr * cfg.weightDecay) : s.param;
+        const [p, m, v] = fusedAdamW(s.param, s.m, s.v, raw, k) ?? update(s.param, s.m, s.v, raw, k);
         s.m.assign(m);
         s.v.assign(v);
-        s.param.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
+        s.param.assign(p);
       });
     }
     group.step = t;
   }
   return { gradNorm, lr };
+}
+
+/**
+ * The update in tfjs ops, each rounded to float32 (the engine's fused kernel matches it bitwise).
+ * Multiplying by a factor of 1 (no clipping, no decay) is exact, so it is skipped.
+ */
+function update(param: tf.Tensor, m0: tf.Tensor, v0: tf.Tensor, raw: tf.Tensor, k: AdamWScalars): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const g = k.clip < 1 ? tf.mul(raw, k.clip) : raw;
+  const m = tf.add(tf.mul(m0, k.beta1), tf.mul(g, k.oneMinusBeta1));
+  const v = tf.add(tf.mul(v0, k.beta2), tf.mul(tf.square(g), k.oneMinusBeta2));
+  const denom = tf.add(tf.div(tf.sqrt(v), k.bc2Sqrt), k.eps);
+  const p = k.decay !== 1 ? tf.mul(param, k.decay) : param;
+  return [tf.sub(p, tf.mul(tf.div(m, denom), k.stepSize)), m, v];
 }
 
 function checkGrads(slots: ParamSlot[], grads: Map<string, tf.Tensor>): void {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { EngineError, initEngine, setWasmOverrides, type BackendName } from '../../core/engine/index.ts';
+import { EngineError, initEngine, nativeKernelsStatus, setNativeKernels, setWasmOverrides, type BackendName } from '../../core/engine/index.ts';
 
 async function onBoth<T>(f: () => T): Promise<{ cpu: T; wasm: T }> {
   await tf.setBackend('cpu');
@@ -38,7 +38,9 @@ describe('initEngine', () => {
     expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
     expect(logs).toHaveLength(1);
-    expect(logs[0]).toBe('engine: tfjs 4.22.0 backend wasm; tensorflow unavailable (@tensorflow/tfjs-node-gpu not installed; @tensorflow/tfjs-node not installed)');
+    expect(logs[0]).toBe(
+      `engine: tfjs 4.22.0 backend wasm (${nativeKernelsStatus()}); tensorflow unavailable (@tensorflow/tfjs-node-gpu not installed; @tensorflow/tfjs-node not installed)`,
+    );
     expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
     expect(logs).toHaveLength(1);
   });
@@ -76,8 +78,10 @@ describe('wasm kernels installed by the engine', () => {
       [[3, 600], [600, 5], false, false],
       [[600, 3], [5, 600], true, true],
     ];
-    for (const on of [true, false]) {
+    // The stock kernel, our SIMD GEMM and native OpenBLAS (where built).
+    for (const [on, native] of [[false, false], [true, false], [true, true]]) {
       setWasmOverrides(on);
+      setNativeKernels(native);
       for (const [sa, sb, ta, tb] of cases) {
         const a = rand(sa);
         const b = rand(sb);
@@ -90,6 +94,7 @@ describe('wasm kernels installed by the engine', () => {
       }
     }
     setWasmOverrides(true);
+    setNativeKernels(true);
   });
 
   it('UnsortedSegmentSum (tf.gather gradient) equals cpu, dropping out-of-range ids', async () => {

@@ -1,0 +1,93 @@
+/**
+ * The optional native kernels (native/, built by `npm run build:native`): OpenBLAS's sgemm and
+ * fused training kernels, run on the wasm heap in place. One core of this kind of machine does
+ * ~5x the wasm SIMD GEMM's rate with OpenBLAS (FMA, 256-bit vectors, packed panels), and
+ * OpenBLAS uses every core. Absent (no compiler, no OpenBLAS, another platform), the wasm
+ * kernels run and the engine says why.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Addresses are bytes into `heap`; sizes, leading dimensions and strides are in elements. */
+export interface NativeKernels {
+  /** For i < batch: C_i = op(A_i) op(B_i) + beta C_i, row-major; a batch stride of 0 broadcasts. */
+  gemm(
+    heap: ArrayBuffer,
+    transA: number,
+    transB: number,
+    m: number,
+    n: number,
+    k: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    batch: number,
+    strideA: number,
+    strideB: number,
+    strideC: number,
+  ): void;
+  /** AdamW on n values into pOut, mOut, vOut; the formula of core/optim/adamw.ts, bitwise. */
+  adamw(
+    heap: ArrayBuffer,
+    p: number,
+    m: number,
+    v: number,
+    g: number,
+    pOut: number,
+    mOut: number,
+    vOut: number,
+    n: number,
+    clip: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    bc2Sqrt: number,
+    eps: number,
+    decay: number,
+    stepSize: number,
+  ): void;
+  setThreads(n: number): void;
+  threads(): number;
+  /** OpenBLAS's build configuration and the core it detected. */
+  config(): string;
+}
+
+const ADDON = fileURLToPath(new URL('../../native/build/lisa_native.node', import.meta.url));
+
+let loaded: { kernels: NativeKernels } | { reason: string } | undefined;
+let on = true;
+
+function load(): { kernels: NativeKernels } | { reason: string } {
+  try {
+    return { kernels: createRequire(import.meta.url)(ADDON) as NativeKernels };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'MODULE_NOT_FOUND') return { reason: `${ADDON} not built (npm run build:native)` };
+    return { reason: `${ADDON} did not load: ${e.message.split('\n')[0]}` };
+  }
+}
+
+/** Uses the native kernels when they are built (the default), or never (benchmarks, tests). */
+export function setNativeKernels(use: boolean): void {
+  on = use;
+}
+
+/** The addon, loaded once; undefined when it is turned off, not built or cannot load. */
+export function nativeKernels(): NativeKernels | undefined {
+  if (!on) return undefined;
+  loaded ??= load();
+  return 'kernels' in loaded ? loaded.kernels : undefined;
+}
+
+/** Which kernels the wasm backend runs, in words: OpenBLAS's description, or why not native. */
+export function nativeKernelsStatus(): string {
+  loaded ??= load();
+  if (!('kernels' in loaded)) return `wasm SIMD kernels; no native kernels: ${loaded.reason}`;
+  const k = loaded.kernels;
+  return `native kernels${on ? '' : ' (turned off)'} on OpenBLAS (${k.config()}, ${k.threads()} threads)`;
+}

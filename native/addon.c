@@ -1,0 +1,174 @@
+/*
+ * lisa_native: Node-API glue of the native kernels core/engine/native.ts runs on the tfjs wasm
+ * backend's heap. Every kernel takes the heap (an ArrayBuffer; taken at each call, because a wasm
+ * memory that grew has a new buffer) and byte addresses into it, so operands are read and results
+ * written in place, without copies. Each operand's extent is checked against the heap first.
+ *
+ * gemm(heap, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc, batch, strideA, strideB, strideC)
+ *   OpenBLAS sgemm: for i < batch, C_i = op(A_i) op(B_i) + beta C_i; leading dimensions and
+ *   batch strides in elements (a stride of 0 broadcasts one operand).
+ * adamw(heap, p, m, v, g, pOut, mOut, vOut, n, clip, b1, 1-b1, b2, 1-b2, bc2, eps, decay, step)
+ * setThreads(n), threads(), config(): OpenBLAS's thread count and build/core description.
+ *
+ * Built by native/build.sh against Debian's libopenblas0 (any variant: pthread, openmp, serial);
+ * the CBLAS prototypes are declared here (the standard ABI), so no -dev package is needed.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kernels.h"
+
+enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
+void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+
+#define MAX_ARGS 20
+
+/* A call's heap and numeric arguments. */
+typedef struct {
+  char *heap;
+  int64_t bytes;
+  double v[MAX_ARGS];
+} call_t;
+
+static int fail(napi_env env, const char *code, const char *what, const char *msg) {
+  char text[160];
+  snprintf(text, sizeof text, "%s: %s", what, msg);
+  napi_throw_range_error(env, code, text);
+  return 0;
+}
+
+/* Reads (heap, n numbers) into c; 0 with a JS exception pending when they are not that. */
+static int args(napi_env env, napi_callback_info info, const char *what, size_t n, call_t *c) {
+  size_t argc = MAX_ARGS + 1;
+  napi_value argv[MAX_ARGS + 1];
+  size_t bytes;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != n + 1) {
+    char msg[48];
+    snprintf(msg, sizeof msg, "takes %zu arguments", n + 1);
+    return fail(env, "LISA_NATIVE_ARGS", what, msg);
+  }
+  if (napi_get_arraybuffer_info(env, argv[0], (void **)&c->heap, &bytes) != napi_ok) {
+    return fail(env, "LISA_NATIVE_ARGS", what, "the first argument must be an ArrayBuffer");
+  }
+  c->bytes = (int64_t)bytes;
+  for (size_t i = 0; i < n; i++) {
+    if (napi_get_value_double(env, argv[i + 1], &c->v[i]) != napi_ok) return fail(env, "LISA_NATIVE_ARGS", what, "arguments after the heap must be numbers");
+  }
+  return 1;
+}
+
+/* The integer arguments [from, to) are whole numbers in [0, 2^31). */
+static int counts(napi_env env, const call_t *c, const char *what, int from, int to) {
+  for (int i = from; i < to; i++) {
+    if (!(c->v[i] >= 0 && c->v[i] <= INT32_MAX && c->v[i] == (double)(int64_t)c->v[i])) {
+      return fail(env, "LISA_NATIVE_ARGS", what, "sizes, addresses and strides must be whole numbers in [0, 2^31)");
+    }
+  }
+  return 1;
+}
+
+/* A float32 operand at byte `at`: 4-byte aligned, and its last element (exclusive) at `end` elements. */
+static int inside(napi_env env, const call_t *c, const char *what, int64_t at, int64_t end) {
+  if (at & 3) return fail(env, "LISA_NATIVE_ARGS", what, "operands must be 4-byte aligned");
+  if (at + 4 * end > c->bytes) return fail(env, "LISA_NATIVE_BOUNDS", what, "an operand reaches past the end of the heap");
+  return 1;
+}
+
+static float *at(const call_t *c, int i) {
+  return (float *)(c->heap + (int64_t)c->v[i]);
+}
+
+/* Elements spanned by `rows` x `cols` with leading dimension ld, `batch` times at `stride`. */
+static int64_t span(int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+  if (rows == 0 || cols == 0 || batch == 0) return 0;
+  return (batch - 1) * stride + (rows - 1) * ld + cols;
+}
+
+static int64_t max1(int64_t x) {
+  return x > 1 ? x : 1;
+}
+
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!args(env, info, "gemm", 16, &c) || !counts(env, &c, "gemm", 0, 16)) return NULL;
+  const int64_t ta = (int64_t)c.v[0], tb = (int64_t)c.v[1], m = (int64_t)c.v[2], n = (int64_t)c.v[3], k = (int64_t)c.v[4];
+  const int64_t lda = (int64_t)c.v[6], ldb = (int64_t)c.v[8], ldc = (int64_t)c.v[11];
+  const int64_t batch = (int64_t)c.v[12], sa = (int64_t)c.v[13], sb = (int64_t)c.v[14], sc = (int64_t)c.v[15];
+  if (lda < max1(ta ? m : k) || ldb < max1(tb ? k : n) || ldc < max1(n)) {
+    fail(env, "LISA_NATIVE_ARGS", "gemm", "a leading dimension is shorter than its rows");
+    return NULL;
+  }
+  if (!inside(env, &c, "gemm", (int64_t)c.v[5], span(ta ? k : m, ta ? m : k, lda, batch, sa)) ||
+      !inside(env, &c, "gemm", (int64_t)c.v[7], span(tb ? n : k, tb ? k : n, ldb, batch, sb)) ||
+      !inside(env, &c, "gemm", (int64_t)c.v[10], span(m, n, ldc, batch, sc))) {
+    return NULL;
+  }
+  const float *a = at(&c, 5), *b = at(&c, 7);
+  float *out = at(&c, 10);
+  for (int64_t i = 0; i < batch; i++) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
+                a + i * sa, (int)lda, b + i * sb, (int)ldb, c.v[9] ? 1.0f : 0.0f, out + i * sc, (int)ldc);
+  }
+  return NULL;
+}
+
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!args(env, info, "adamw", 17, &c) || !counts(env, &c, "adamw", 0, 8)) return NULL;
+  const int64_t n = (int64_t)c.v[7];
+  for (int i = 0; i < 7; i++) {
+    if (!inside(env, &c, "adamw", (int64_t)c.v[i], n)) return NULL;
+  }
+  lisa_adamw(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), at(&c, 4), at(&c, 5), at(&c, 6), (size_t)n, (float)c.v[8], (float)c.v[9],
+             (float)c.v[10], (float)c.v[11], (float)c.v[12], (float)c.v[13], (float)c.v[14], (float)c.v[15], (float)c.v[16]);
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  int32_t n;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc != 1 || napi_get_value_int32(env, arg, &n) != napi_ok || n < 1) {
+    fail(env, "LISA_NATIVE_ARGS", "setThreads", "takes a positive integer");
+    return NULL;
+  }
+  openblas_set_num_threads(n);
+  return NULL;
+}
+
+static napi_value threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_int32(env, openblas_get_num_threads(), &out);
+  return out;
+}
+
+static napi_value config(napi_env env, napi_callback_info info) {
+  (void)info;
+  char text[512];
+  snprintf(text, sizeof text, "%s; core %s", openblas_get_config(), openblas_get_corename());
+  napi_value out;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  const napi_property_descriptor fns[] = {
+      {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"threads", NULL, threads, NULL, NULL, NULL, napi_default, NULL},
+      {"config", NULL, config, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+  return exports;
+}
+
+NAPI_MODULE(lisa_native, init)
