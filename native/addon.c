@@ -3,15 +3,22 @@
  * backend's heap. Every kernel takes the heap (an ArrayBuffer; taken at each call, because a wasm
  * memory that grew has a new buffer) and byte addresses into it, so operands are read and results
  * written in place, without copies. Each operand's extent is checked against the heap first.
+ * Arguments, after the heap (sizes in elements; kernels.h says what each kernel computes):
  *
- * gemm(heap, transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc, batch, strideA, strideB, strideC)
- *   OpenBLAS sgemm: for i < batch, C_i = op(A_i) op(B_i) + beta C_i; leading dimensions and
- *   batch strides in elements (a stride of 0 broadcasts one operand).
- * adamw(heap, p, m, v, g, pOut, mOut, vOut, n, clip, b1, 1-b1, b2, 1-b2, bc2, eps, decay, step)
+ * gemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc, batch, strideA, strideB, strideC)
+ *   for i < batch: C_i = op(A_i) op(B_i) + beta C_i; a batch stride of 0 broadcasts an operand
+ * adamw(p, m, v, g, pOut, mOut, vOut, n, clip, b1, 1-b1, b2, 1-b2, bc2, eps, decay, step)
+ * attention(q, k, v, out, B, H, KV, T, S, hd, scale)
+ * attentionGrad(q, k, v, dout, dq, dk, dv, B, H, KV, T, S, hd, scale)
+ * rmsNorm(x, w, y, N, D, eps) and rmsNormGrad(x, w, dy, dx, dw, N, D, eps)
+ * layerNorm(x, w, b, y, N, D, eps) and layerNormGrad(x, w, dy, dx, dw, db, N, D, eps)
+ * sumSquares(x, n) -> the sum of squares
+ * silu(x, y, n) and siluGrad(x, dy, dx, n); gelu(x, y, n) and geluGrad(x, dy, dx, n)
+ * crossEntropy(logits, targets, weights, N, V) -> the loss, and
+ * crossEntropyGrad(logits, targets, weights, dy, dlogits, N, V)
  * setThreads(n), threads(), config(): OpenBLAS's thread count and build/core description.
  *
- * Built by native/build.sh against Debian's libopenblas0 (any variant: pthread, openmp, serial);
- * the CBLAS prototypes are declared here (the standard ABI), so no -dev package is needed.
+ * Built by native/build.sh against Debian's libopenblas0 (any variant: pthread, openmp, serial).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -20,9 +27,6 @@
 
 #include "kernels.h"
 
-enum { CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 };
-void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc);
 void openblas_set_num_threads(int n);
 int openblas_get_num_threads(void);
 char *openblas_get_config(void);
@@ -113,21 +117,175 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   const float *a = at(&c, 5), *b = at(&c, 7);
   float *out = at(&c, 10);
   for (int64_t i = 0; i < batch; i++) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
-                a + i * sa, (int)lda, b + i * sb, (int)ldb, c.v[9] ? 1.0f : 0.0f, out + i * sc, (int)ldc);
+    lisa_sgemm((int)ta, (int)tb, (int)m, (int)n, (int)k, 1.0f, a + i * sa, (int)lda, b + i * sb, (int)ldb, c.v[9] ? 1.0f : 0.0f,
+               out + i * sc, (int)ldc);
   }
   return NULL;
 }
 
+/* Operands: argument i is the address of `count` elements. */
+static int operands(napi_env env, const call_t *c, const char *what, int first, int last, int64_t count) {
+  for (int i = first; i <= last; i++) {
+    if (!inside(env, c, what, (int64_t)c->v[i], count)) return 0;
+  }
+  return 1;
+}
+
+static int64_t I(const call_t *c, int i) {
+  return (int64_t)c->v[i];
+}
+
 static napi_value adamw(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!args(env, info, "adamw", 17, &c) || !counts(env, &c, "adamw", 0, 8)) return NULL;
-  const int64_t n = (int64_t)c.v[7];
-  for (int i = 0; i < 7; i++) {
-    if (!inside(env, &c, "adamw", (int64_t)c.v[i], n)) return NULL;
-  }
-  lisa_adamw(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), at(&c, 4), at(&c, 5), at(&c, 6), (size_t)n, (float)c.v[8], (float)c.v[9],
+  if (!args(env, info, "adamw", 17, &c) || !counts(env, &c, "adamw", 0, 8) || !operands(env, &c, "adamw", 0, 6, I(&c, 7))) return NULL;
+  lisa_adamw(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), at(&c, 4), at(&c, 5), at(&c, 6), (size_t)I(&c, 7), (float)c.v[8], (float)c.v[9],
              (float)c.v[10], (float)c.v[11], (float)c.v[12], (float)c.v[13], (float)c.v[14], (float)c.v[15], (float)c.v[16]);
+  return NULL;
+}
+
+/* Shapes of attention calls (arguments from `first`): B, H, KV, T, S, hd. */
+static int attention_shapes(napi_env env, const call_t *c, const char *what, int first) {
+  const int64_t h = I(c, first + 1), kv = I(c, first + 2), t = I(c, first + 3), s = I(c, first + 4);
+  if (kv == 0 || h % kv != 0) return fail(env, "LISA_NATIVE_ARGS", what, "query heads must be a positive multiple of kv heads");
+  if (t > s) return fail(env, "LISA_NATIVE_ARGS", what, "more queries than keys");
+  return 1;
+}
+
+static napi_value attention(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!args(env, info, "attention", 11, &c) || !counts(env, &c, "attention", 0, 10) || !attention_shapes(env, &c, "attention", 4)) return NULL;
+  const int64_t b = I(&c, 4), h = I(&c, 5), kv = I(&c, 6), t = I(&c, 7), s = I(&c, 8), hd = I(&c, 9);
+  if (!operands(env, &c, "attention", 0, 0, b * h * t * hd) || !operands(env, &c, "attention", 1, 2, b * kv * s * hd) ||
+      !operands(env, &c, "attention", 3, 3, b * t * h * hd)) {
+    return NULL;
+  }
+  if (!lisa_attention(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), (int)b, (int)h, (int)kv, (int)t, (int)s, (int)hd, (float)c.v[10])) {
+    fail(env, "LISA_NATIVE_MEMORY", "attention", "out of memory for the scores");
+  }
+  return NULL;
+}
+
+static napi_value attention_grad(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "attentionGrad";
+  if (!args(env, info, what, 14, &c) || !counts(env, &c, what, 0, 13) || !attention_shapes(env, &c, what, 7)) return NULL;
+  const int64_t b = I(&c, 7), h = I(&c, 8), kv = I(&c, 9), t = I(&c, 10), s = I(&c, 11), hd = I(&c, 12);
+  if (!operands(env, &c, what, 0, 0, b * h * t * hd) || !operands(env, &c, what, 1, 2, b * kv * s * hd) ||
+      !operands(env, &c, what, 3, 4, b * t * h * hd) || !operands(env, &c, what, 5, 6, b * kv * s * hd)) {
+    return NULL;
+  }
+  if (!lisa_attention_grad(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), at(&c, 4), at(&c, 5), at(&c, 6), (int)b, (int)h, (int)kv, (int)t,
+                           (int)s, (int)hd, (float)c.v[13])) {
+    fail(env, "LISA_NATIVE_MEMORY", what, "out of memory for the scores");
+  }
+  return NULL;
+}
+
+static napi_value rms_norm(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "rmsNorm";
+  if (!args(env, info, what, 6, &c) || !counts(env, &c, what, 0, 5)) return NULL;
+  const int64_t n = I(&c, 3), d = I(&c, 4);
+  if (!operands(env, &c, what, 0, 0, n * d) || !operands(env, &c, what, 1, 1, d) || !operands(env, &c, what, 2, 2, n * d)) return NULL;
+  lisa_rms_norm(at(&c, 0), at(&c, 1), at(&c, 2), (int)n, (int)d, (float)c.v[5]);
+  return NULL;
+}
+
+static napi_value rms_norm_grad(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "rmsNormGrad";
+  if (!args(env, info, what, 8, &c) || !counts(env, &c, what, 0, 7)) return NULL;
+  const int64_t n = I(&c, 5), d = I(&c, 6);
+  if (!operands(env, &c, what, 0, 0, n * d) || !operands(env, &c, what, 1, 1, d) || !operands(env, &c, what, 2, 3, n * d) ||
+      !operands(env, &c, what, 4, 4, d)) {
+    return NULL;
+  }
+  lisa_rms_norm_grad(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), at(&c, 4), (int)n, (int)d, (float)c.v[7]);
+  return NULL;
+}
+
+static napi_value layer_norm(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "layerNorm";
+  if (!args(env, info, what, 7, &c) || !counts(env, &c, what, 0, 6)) return NULL;
+  const int64_t n = I(&c, 4), d = I(&c, 5);
+  if (!operands(env, &c, what, 0, 0, n * d) || !operands(env, &c, what, 1, 2, d) || !operands(env, &c, what, 3, 3, n * d)) return NULL;
+  lisa_layer_norm(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), (int)n, (int)d, (float)c.v[6]);
+  return NULL;
+}
+
+static napi_value layer_norm_grad(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "layerNormGrad";
+  if (!args(env, info, what, 9, &c) || !counts(env, &c, what, 0, 8)) return NULL;
+  const int64_t n = I(&c, 6), d = I(&c, 7);
+  if (!operands(env, &c, what, 0, 0, n * d) || !operands(env, &c, what, 1, 1, d) || !operands(env, &c, what, 2, 3, n * d) ||
+      !operands(env, &c, what, 4, 5, d)) {
+    return NULL;
+  }
+  lisa_layer_norm_grad(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), at(&c, 4), at(&c, 5), (int)n, (int)d, (float)c.v[8]);
+  return NULL;
+}
+
+static napi_value sum_squares(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "sumSquares";
+  if (!args(env, info, what, 2, &c) || !counts(env, &c, what, 0, 2) || !operands(env, &c, what, 0, 0, I(&c, 1))) return NULL;
+  double sum;
+  lisa_sum_squares(at(&c, 0), (size_t)I(&c, 1), &sum);
+  napi_value out;
+  napi_create_double(env, sum, &out);
+  return out;
+}
+
+static napi_value gelu(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!args(env, info, "gelu", 3, &c) || !counts(env, &c, "gelu", 0, 3) || !operands(env, &c, "gelu", 0, 1, I(&c, 2))) return NULL;
+  lisa_gelu(at(&c, 0), at(&c, 1), (size_t)I(&c, 2));
+  return NULL;
+}
+
+static napi_value gelu_grad(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "geluGrad";
+  if (!args(env, info, what, 4, &c) || !counts(env, &c, what, 0, 4) || !operands(env, &c, what, 0, 2, I(&c, 3))) return NULL;
+  lisa_gelu_grad(at(&c, 0), at(&c, 1), at(&c, 2), (size_t)I(&c, 3));
+  return NULL;
+}
+
+static napi_value silu(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!args(env, info, "silu", 3, &c) || !counts(env, &c, "silu", 0, 3) || !operands(env, &c, "silu", 0, 1, I(&c, 2))) return NULL;
+  lisa_silu(at(&c, 0), at(&c, 1), (size_t)I(&c, 2));
+  return NULL;
+}
+
+static napi_value silu_grad(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "siluGrad";
+  if (!args(env, info, what, 4, &c) || !counts(env, &c, what, 0, 4) || !operands(env, &c, what, 0, 2, I(&c, 3))) return NULL;
+  lisa_silu_grad(at(&c, 0), at(&c, 1), at(&c, 2), (size_t)I(&c, 3));
+  return NULL;
+}
+
+static napi_value cross_entropy(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "crossEntropy";
+  if (!args(env, info, what, 5, &c) || !counts(env, &c, what, 0, 5)) return NULL;
+  const int64_t n = I(&c, 3), v = I(&c, 4);
+  if (!operands(env, &c, what, 0, 0, n * v) || !operands(env, &c, what, 1, 2, n)) return NULL;
+  napi_value out;
+  napi_create_double(env, lisa_cross_entropy(at(&c, 0), (const int32_t *)at(&c, 1), at(&c, 2), (int)n, (int)v), &out);
+  return out;
+}
+
+static napi_value cross_entropy_grad(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "crossEntropyGrad";
+  if (!args(env, info, what, 7, &c) || !counts(env, &c, what, 0, 3) || !counts(env, &c, what, 4, 7)) return NULL;
+  const int64_t n = I(&c, 5), v = I(&c, 6);
+  if (!operands(env, &c, what, 0, 0, n * v) || !operands(env, &c, what, 1, 2, n) || !operands(env, &c, what, 4, 4, n * v)) return NULL;
+  lisa_cross_entropy_grad(at(&c, 0), (const int32_t *)at(&c, 1), at(&c, 2), (float)c.v[3], at(&c, 4), (int)n, (int)v);
   return NULL;
 }
 
@@ -163,6 +321,19 @@ static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor fns[] = {
       {"gemm", NULL, gemm, NULL, NULL, NULL, napi_default, NULL},
       {"adamw", NULL, adamw, NULL, NULL, NULL, napi_default, NULL},
+      {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
+      {"attentionGrad", NULL, attention_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"rmsNormGrad", NULL, rms_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNorm", NULL, layer_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNormGrad", NULL, layer_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"sumSquares", NULL, sum_squares, NULL, NULL, NULL, napi_default, NULL},
+      {"gelu", NULL, gelu, NULL, NULL, NULL, napi_default, NULL},
+      {"geluGrad", NULL, gelu_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"silu", NULL, silu, NULL, NULL, NULL, napi_default, NULL},
+      {"siluGrad", NULL, silu_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"crossEntropy", NULL, cross_entropy, NULL, NULL, NULL, napi_default, NULL},
+      {"crossEntropyGrad", NULL, cross_entropy_grad, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, config, NULL, NULL, NULL, napi_default, NULL},

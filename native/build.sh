@@ -50,8 +50,9 @@ mkdir -p "$HERE/build"
 tmp=$(mktemp "$HERE/build/.lisa_native.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 # -ffp-contract=off: no fused multiply-adds, so the kernels round as tfjs's ops do (bitwise
-# equal to the reference compositions); -fno-math-errno lets sqrt vectorise.
-cc -std=c11 -O3 -ffp-contract=off -fno-math-errno -fPIC -shared -Wall -Wextra -Werror -I"$NODE_INCLUDE" -o "$tmp" "$HERE"/*.c -l:libopenblas.so.0
+# equal to the reference compositions); -fno-math-errno and -fno-trapping-math (no errno, no FP
+# exception flags: results unchanged) let sqrt and the selects of exp vectorise.
+cc -std=c11 -O3 -ffp-contract=off -fno-math-errno -fno-trapping-math -fPIC -shared -Wall -Wextra -Werror -I"$NODE_INCLUDE" -o "$tmp" "$HERE"/*.c -l:libopenblas.so.0 -lm
 chmod 755 "$tmp"
 mv "$tmp" "$OUT"
 echo "native: built $OUT" >&2

@@ -7,10 +7,10 @@
  *
  * Torch runs in two processes, one with 1 thread and one with 2 (OMP and OpenBLAS both), started
  * with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from their environment (set on some machines
- * for old OpenBLAS builds, they slow a current one). The machine is shared, so each round times
- * lisa-fn, torch x1 and torch x2 back to back (the order rotating) and a round's ratio is
- * lisa-fn's tokens/s over the better torch's of that round; the table shows the median ratio over
- * rounds and its spread. The losses before the first step must agree (same model, same weights),
+ * for old OpenBLAS builds, they slow a current one); lisa-fn on its native kernels runs OpenBLAS
+ * on 1 and 2 threads too. The machine is shared, so each round times every engine back to back
+ * (the order rotating) and a round's ratio is the better lisa-fn's tokens/s over the better
+ * torch's; the table shows the median ratio over rounds and its spread. The losses before the first step must agree (same model, same weights),
  * which is checked and shown. Prints a table and writes bench/results/peers.json; never asserts.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -21,7 +21,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { initEngine, type BackendName } from '../../core/engine/index.ts';
+import { initEngine, nativeKernelsStatus, type BackendName } from '../../core/engine/index.ts';
+import { nativeKernels } from '../../core/engine/native.ts';
 import { encodeSafetensors } from '../../core/tensors/safetensors.ts';
 import { tensorShapes } from '../../core/models/units.ts';
 import { CONFIGS, flopsPerStep, type StepConfig } from '../configs.ts';
@@ -101,14 +102,24 @@ async function writeWeights(dir: string, c: StepConfig, weights: Map<string, Flo
   return path;
 }
 
-type Engine = 'lisa' | `torch x${number}`;
+interface Engine {
+  name: string;
+  steps(n: number): Promise<{ ms: number[]; loss: number }>;
+}
 
 const backend = await initEngine({ backend: args.backend as BackendName | undefined, log: (m) => console.log(m) });
+// With the native kernels OpenBLAS can use both cores, as torch can: lisa-fn runs 1 and 2 threads too.
+const native = nativeKernels();
+const lisaThreads = native ? THREADS : [1];
 const peers = THREADS.map((n) => new TorchPeer(n));
 const dir = await mkdtemp(join(tmpdir(), 'lisa-peers-'));
 const loadBefore = loadavg();
 
-const matmul: Record<string, number> = { lisa: lisaMatmulGflops(1024) };
+const matmul: Record<string, number> = {};
+for (const n of lisaThreads) {
+  native?.setThreads(n);
+  matmul[`lisa x${n}`] = lisaMatmulGflops(1024);
+}
 let blas: string[] = [];
 for (const p of peers) {
   const r = await p.ask<{ gflops: number; blas: string[] }>({ op: 'matmul', n: 1024 });
@@ -119,6 +130,7 @@ if (!blas.some((l) => l.includes('openblas'))) {
   throw new Error(`torch is not running on OpenBLAS (mapped BLAS: ${blas.join(', ') || 'none'}): that is not the peer; run bench/peers/ensure-torch.sh`);
 }
 
+const best = (stepMs: Record<string, number>, prefix: string) => Math.min(...Object.entries(stepMs).filter(([e]) => e.startsWith(prefix)).map(([, ms]) => ms));
 const rows: Record<string, unknown>[] = [];
 const raw: Record<string, unknown>[] = [];
 for (const c of CONFIGS) {
@@ -127,43 +139,47 @@ for (const c of CONFIGS) {
   const load = { op: 'load', spec: c.spec, weights, tokens: lisa.ids, trains: lisa.trainedNames, adamw: ADAMW };
   const loss0: Record<string, number> = { lisa: lisa.loss() };
   for (const p of peers) loss0[`torch x${p.threads}`] = (await p.ask<{ loss: number }>(load)).loss;
-  lisaSteps(lisa, WARMUP);
-  for (const p of peers) await p.ask({ op: 'steps', n: WARMUP });
+  const engines: Engine[] = [
+    ...lisaThreads.map((n) => ({
+      name: `lisa x${n}`,
+      steps: async (k: number) => {
+        native?.setThreads(n);
+        return lisaSteps(lisa, k);
+      },
+    })),
+    ...peers.map((p) => ({ name: `torch x${p.threads}`, steps: (k: number) => p.ask<{ ms: number[]; loss: number }>({ op: 'steps', n: k }) })),
+  ];
+  for (const e of engines) await e.steps(WARMUP);
 
-  const engines: Engine[] = ['lisa', ...peers.map((p) => `torch x${p.threads}` as const)];
-  const ms: Record<string, number[]> = Object.fromEntries(engines.map((e) => [e, []]));
+  const ms: Record<string, number[]> = Object.fromEntries(engines.map((e) => [e.name, []]));
   const lossEnd: Record<string, number> = {};
   const ratios: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const round: Record<string, number> = {};
     for (let i = 0; i < engines.length; i++) {
       const e = engines[(r + i) % engines.length];
-      const peer = peers.find((p) => `torch x${p.threads}` === e);
-      const out = peer ? await peer.ask<{ ms: number[]; loss: number }>({ op: 'steps', n: STEPS }) : lisaSteps(lisa, STEPS);
-      ms[e].push(...out.ms);
-      round[e] = median(out.ms);
-      lossEnd[e] = out.loss;
+      const out = await e.steps(STEPS);
+      ms[e.name].push(...out.ms);
+      round[e.name] = median(out.ms);
+      lossEnd[e.name] = out.loss;
     }
-    ratios.push(Math.min(...peers.map((p) => round[`torch x${p.threads}`])) / round.lisa);
+    ratios.push(best(round, 'torch') / best(round, 'lisa'));
   }
   lisa.dispose();
 
   const tokens = c.batch * c.seq;
-  const stepMs = Object.fromEntries(engines.map((e) => [e, median(ms[e])]));
-  const bestTorch = peers.reduce((best, p) => (stepMs[`torch x${p.threads}`] < stepMs[`torch x${best.threads}`] ? p : best));
+  const stepMs = Object.fromEntries(engines.map((e) => [e.name, median(ms[e.name])]));
   const sorted = [...ratios].sort((a, b) => a - b);
   rows.push({
     config: c.name,
     trained: c.layers ? `embed+head+${c.layers.join(',')}` : 'all',
     tokens,
-    'lisa ms': Number(stepMs.lisa.toFixed(1)),
-    'torch x1 ms': Number(stepMs['torch x1'].toFixed(1)),
-    'torch x2 ms': Number(stepMs['torch x2'].toFixed(1)),
-    'lisa tok/s': Math.round((tokens / stepMs.lisa) * 1000),
-    'torch tok/s': Math.round((tokens / stepMs[`torch x${bestTorch.threads}`]) * 1000),
+    ...Object.fromEntries(engines.map((e) => [`${e.name} ms`, Number(stepMs[e.name].toFixed(1))])),
+    'lisa tok/s': Math.round((tokens / best(stepMs, 'lisa')) * 1000),
+    'torch tok/s': Math.round((tokens / best(stepMs, 'torch')) * 1000),
     ratio: Number(median(ratios).toFixed(2)),
     spread: `${sorted[0].toFixed(2)}-${sorted[sorted.length - 1].toFixed(2)}`,
-    'lisa GFLOP/s': Number((flopsPerStep(c, lisa.trained) / stepMs.lisa / 1e6).toFixed(1)),
+    'lisa GFLOP/s': Number((flopsPerStep(c, lisa.trained) / best(stepMs, 'lisa') / 1e6).toFixed(1)),
     'loss0 diff': Number(Math.abs(loss0.lisa - loss0['torch x1']).toExponential(1)),
   });
   raw.push({ config: c.name, trained: lisa.trained, stepMs: ms, roundRatios: ratios, loss0, lossEnd });
@@ -173,7 +189,8 @@ await rm(dir, { recursive: true, force: true });
 
 const loadAfter = loadavg();
 console.log(`\nlisa-fn (${backend}, tfjs ${tf.version_core}) vs PyTorch eager on this CPU: ${ROUNDS} rounds of ${STEPS} steps after ${WARMUP} warm-up`);
-console.log(`ratio = lisa-fn tokens/s / the better torch's (x1 or x2 threads), per round; median and spread over rounds`);
+console.log(`ratio = the better lisa-fn's tokens/s / the better torch's (x1 or x2 threads), per round; median and spread over rounds`);
+console.log(nativeKernelsStatus());
 console.log(`1024^3 matmul GFLOP/s: ${Object.entries(matmul).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}; torch BLAS: ${blas.join(', ')}`);
 console.log(`load average (1 min) before ${loadBefore[0].toFixed(2)}, after ${loadAfter[0].toFixed(2)}`);
 console.table(rows);

@@ -51,6 +51,44 @@ export interface NativeKernels {
     decay: number,
     stepSize: number,
   ): void;
+  /** nn.ts's causalAttention: q [B, H, T, hd], k and v [B, KV, S, hd] -> out [B, T, H, hd]. */
+  attention(heap: ArrayBuffer, q: number, k: number, v: number, out: number, b: number, h: number, kv: number, t: number, s: number, hd: number, scale: number): void;
+  /** Its gradient: dout [B, T, H, hd] -> dq [B, H, T, hd], dk and dv [B, KV, S, hd]. */
+  attentionGrad(
+    heap: ArrayBuffer,
+    q: number,
+    k: number,
+    v: number,
+    dout: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    b: number,
+    h: number,
+    kv: number,
+    t: number,
+    s: number,
+    hd: number,
+    scale: number,
+  ): void;
+  /** RMSNorm of x [N, D] by w [D] into y, and its gradient into dx [N, D] and dw [D]. */
+  rmsNorm(heap: ArrayBuffer, x: number, w: number, y: number, n: number, d: number, eps: number): void;
+  rmsNormGrad(heap: ArrayBuffer, x: number, w: number, dy: number, dx: number, dw: number, n: number, d: number, eps: number): void;
+  /** LayerNorm of x [N, D] by w, b [D] into y, and its gradient into dx [N, D], dw and db [D]. */
+  layerNorm(heap: ArrayBuffer, x: number, w: number, b: number, y: number, n: number, d: number, eps: number): void;
+  layerNormGrad(heap: ArrayBuffer, x: number, w: number, dy: number, dx: number, dw: number, db: number, n: number, d: number, eps: number): void;
+  /** Sum of squares of n values. */
+  sumSquares(heap: ArrayBuffer, x: number, n: number): number;
+  /** GPT-2's gelu_new on n values, and its gradient. */
+  gelu(heap: ArrayBuffer, x: number, y: number, n: number): void;
+  geluGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, n: number): void;
+  /** y = x sigmoid(x) on n values, and its gradient. */
+  silu(heap: ArrayBuffer, x: number, y: number, n: number): void;
+  siluGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, n: number): void;
+  /** sum over rows of weight (logsumexp(row) - row[target]) for logits [N, V], int32 targets [N]. */
+  crossEntropy(heap: ArrayBuffer, logits: number, targets: number, weights: number, n: number, v: number): number;
+  /** dlogits = dy weight (softmax(row) - onehot(target)). */
+  crossEntropyGrad(heap: ArrayBuffer, logits: number, targets: number, weights: number, dy: number, dlogits: number, n: number, v: number): void;
   setThreads(n: number): void;
   threads(): number;
   /** OpenBLAS's build configuration and the core it detected. */

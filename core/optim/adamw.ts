@@ -11,15 +11,16 @@
  *   p ← p − (η / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
  * Scalars are computed in float64 and applied as float32. The result depends only on
  * (p, m, v, g, group.step, globalStep, cfg) and the clip factor, which is a float64 sum of the
- * per-tensor float32 squared norms in parameter-name order — so it is bitwise reproducible on
- * the cpu backend whatever order the groups arrive in, and a run split into chunks with state
- * saved as F32 in between matches one uninterrupted loop exactly.
+ * per-tensor squared norms (float32 sums; on the engine's native kernels, float32 partial sums
+ * added in float64) in parameter-name order — so it is bitwise reproducible whatever order the
+ * groups arrive in, and a run split into chunks with state saved as F32 in between matches one
+ * uninterrupted loop exactly. The engine's fused AdamW kernel rounds exactly as the ops below.
  *
  * Gradient accumulation is the caller's: pass the gradient of the loss the step should minimise
  * (e.g. GradAccumulator in ./accumulate.ts, weighting micro-batches by their share of tokens).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedAdamW, type AdamWScalars } from '../engine/fused.ts';
+import { fusedAdamW, fusedSumSquares, type AdamWScalars } from '../engine/fused.ts';
 import { GradientMismatchError, NonFiniteGradientError, OptimConfigError } from './errors.ts';
 import { checkLrSchedule, learningRate, type LrSchedule } from './lr.ts';
 
@@ -89,8 +90,7 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
   checkGrads(slots, grads);
 
   const byName = [...slots].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // One read-back for all tensors: a sync per tensor would stall the backend once per parameter.
-  const sq = byName.length === 0 ? new Float32Array(0) : tf.tidy(() => tf.stack(byName.map((s) => tf.sum(tf.square(grads.get(s.name)!)))).dataSync());
+  const sq = squaredNorms(byName.map((s) => grads.get(s.name)!));
   let total = 0;
   for (const x of sq) total += x;
   const gradNorm = Math.sqrt(total);
@@ -129,6 +129,14 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
     group.step = t;
   }
   return { gradNorm, lr };
+}
+
+/** sum(g^2) of each gradient, one pass each where the engine has a fused kernel. */
+function squaredNorms(gs: tf.Tensor[]): number[] | Float32Array {
+  const fused = gs.map(fusedSumSquares);
+  if (fused.every((x) => x !== undefined)) return fused as number[];
+  // One read-back for all tensors: a sync per tensor would stall the backend once per parameter.
+  return gs.length === 0 ? new Float32Array(0) : tf.tidy(() => tf.stack(gs.map((g) => tf.sum(tf.square(g)))).dataSync() as Float32Array);
 }
 
 /**
