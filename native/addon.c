@@ -13,6 +13,7 @@
  * rmsNorm(x, w, y, N, D, eps) and rmsNormGrad(x, w, dy, dx, dw, N, D, eps)
  * layerNorm(x, w, b, y, N, D, eps) and layerNormGrad(x, w, dy, dx, dw, db, N, D, eps)
  * sumSquares(x, n) -> the sum of squares
+ * conv1d(x, w, b, out, N, in, out) and columnSum(x, out, rows, cols)
  * silu(x, y, n) and siluGrad(x, dy, dx, n); gelu(x, y, n) and geluGrad(x, dy, dx, n)
  * crossEntropy(logits, targets, weights, N, V) -> the loss, and
  * crossEntropyGrad(logits, targets, weights, dy, dlogits, N, V)
@@ -253,6 +254,29 @@ static napi_value gelu_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value conv1d(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "conv1d";
+  if (!args(env, info, what, 7, &c) || !counts(env, &c, what, 0, 7)) return NULL;
+  const int64_t n = I(&c, 4), in = I(&c, 5), outs = I(&c, 6);
+  if (!operands(env, &c, what, 0, 0, n * in) || !operands(env, &c, what, 1, 1, in * outs) || !operands(env, &c, what, 2, 2, outs) ||
+      !operands(env, &c, what, 3, 3, n * outs)) {
+    return NULL;
+  }
+  lisa_conv1d(at(&c, 0), at(&c, 1), at(&c, 2), at(&c, 3), (int)n, (int)in, (int)outs);
+  return NULL;
+}
+
+static napi_value column_sum(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "columnSum";
+  if (!args(env, info, what, 4, &c) || !counts(env, &c, what, 0, 4)) return NULL;
+  const int64_t rows = I(&c, 2), cols = I(&c, 3);
+  if (!operands(env, &c, what, 0, 0, rows * cols) || !operands(env, &c, what, 1, 1, cols)) return NULL;
+  lisa_column_sum(at(&c, 0), at(&c, 1), (int)rows, (int)cols);
+  return NULL;
+}
+
 static napi_value silu(napi_env env, napi_callback_info info) {
   call_t c;
   if (!args(env, info, "silu", 3, &c) || !counts(env, &c, "silu", 0, 3) || !operands(env, &c, "silu", 0, 1, I(&c, 2))) return NULL;
@@ -330,6 +354,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sumSquares", NULL, sum_squares, NULL, NULL, NULL, napi_default, NULL},
       {"gelu", NULL, gelu, NULL, NULL, NULL, napi_default, NULL},
       {"geluGrad", NULL, gelu_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"conv1d", NULL, conv1d, NULL, NULL, NULL, napi_default, NULL},
+      {"columnSum", NULL, column_sum, NULL, NULL, NULL, napi_default, NULL},
       {"silu", NULL, silu, NULL, NULL, NULL, napi_default, NULL},
       {"siluGrad", NULL, silu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"crossEntropy", NULL, cross_entropy, NULL, NULL, NULL, napi_default, NULL},

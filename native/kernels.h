@@ -17,6 +17,12 @@ void lisa_adamw(const float *p, const float *m, const float *v, const float *g, 
 void lisa_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
                 float beta, float *c, int ldc);
 
+/* GPT-2's Conv1D: out [N, out] = x [N, in] w [in, out] + b [out]. */
+void lisa_conv1d(const float *x, const float *w, const float *b, float *out, int n, int in, int outs);
+
+/* out [cols] = sum over the rows of x [rows, cols] (a bias's gradient). */
+void lisa_column_sum(const float *x, float *out, int rows, int cols);
+
 /* Causal softmax attention, nn.ts's causalAttention: q [B, H, T, hd], k and v [B, KV, S, hd],
  * query t at position S - T + t sees keys 0..S-T+t; query head h reads kv head h / (H / KV).
  * out [B, T, H, hd] = softmax(scale q k^T) v. Returns 0 when scratch memory is short. */

@@ -143,6 +143,32 @@ export function fusedLayerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: 
   return tf.engine().runKernel(LAYER_NORM, { x, w, b }, { eps }) as tf.Tensor2D;
 }
 
+const CONV1D = 'LisaConv1d';
+const COLUMN_SUM = 'LisaColumnSum';
+
+function conv1dKernel({ inputs, backend }: KernelArgs): Info {
+  const { x, w, b } = inputs as Record<'x' | 'w' | 'b', Info>;
+  const [n, ins] = x.shape;
+  const outs = w.shape[1];
+  const out = (backend as BackendWasm).makeOutput([n, outs], 'float32');
+  onHeap(backend, (k, heap, at) => k.conv1d(heap, at(x), at(w), at(b), at(out), n, ins, outs));
+  return out;
+}
+
+function columnSumKernel({ inputs, backend }: KernelArgs): Info {
+  const { x } = inputs as { x: Info };
+  const [rows, cols] = x.shape;
+  const out = (backend as BackendWasm).makeOutput([cols], 'float32');
+  onHeap(backend, (k, heap, at) => k.columnSum(heap, at(x), at(out), rows, cols));
+  return out;
+}
+
+/** x [N, in] w [in, out] + b [out] in one kernel (bias rows, then the GEMM accumulating onto them). */
+export function fusedConv1d(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D | undefined {
+  if (!nativeActive() || [x, w, b].some((t) => t.dtype !== 'float32') || w.rank !== 2 || b.rank !== 1) return undefined;
+  return tf.engine().runKernel(CONV1D, { x, w, b }) as tf.Tensor2D;
+}
+
 /** Elementwise activations: forward f(x) and gradient dy f'(x), each one pass. */
 const ACTIVATIONS = {
   silu: { forward: 'LisaSilu', gradient: 'LisaSiluGrad', f: 'silu', df: 'siluGrad' },
@@ -237,6 +263,16 @@ const GRADIENTS: tf.GradConfig[] = [
     },
   },
   {
+    // Each product only when the tape asks for it: a frozen layer's weights get no gradient.
+    kernelName: CONV1D,
+    inputsToSave: ['x', 'w'],
+    gradFunc: (dy, [x, w]) => ({
+      x: () => tf.matMul(dy as tf.Tensor, w, false, true),
+      w: () => tf.matMul(x, dy as tf.Tensor, true, false),
+      b: () => run(COLUMN_SUM, { x: dy as tf.Tensor }) as tf.Tensor,
+    }),
+  },
+  {
     kernelName: LAYER_NORM,
     inputsToSave: ['x', 'w', 'b'],
     gradFunc: (dy, [x, w, b], attrs) => {
@@ -266,6 +302,8 @@ const KERNELS: Record<string, (args: KernelArgs) => Info | Info[]> = {
   [ATTENTION_GRAD]: attentionGrad,
   [RMS_NORM]: rmsNormKernel,
   [RMS_NORM_GRAD]: rmsNormGradKernel,
+  [CONV1D]: conv1dKernel,
+  [COLUMN_SUM]: columnSumKernel,
   [LAYER_NORM]: layerNormKernel,
   [LAYER_NORM_GRAD]: layerNormGradKernel,
   ...Object.fromEntries(

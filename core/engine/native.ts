@@ -77,6 +77,9 @@ export interface NativeKernels {
   /** LayerNorm of x [N, D] by w, b [D] into y, and its gradient into dx [N, D], dw and db [D]. */
   layerNorm(heap: ArrayBuffer, x: number, w: number, b: number, y: number, n: number, d: number, eps: number): void;
   layerNormGrad(heap: ArrayBuffer, x: number, w: number, dy: number, dx: number, dw: number, db: number, n: number, d: number, eps: number): void;
+  /** GPT-2's Conv1D: out [N, out] = x [N, in] w [in, out] + b; and the column sums of x [rows, cols]. */
+  conv1d(heap: ArrayBuffer, x: number, w: number, b: number, out: number, n: number, inputs: number, outputs: number): void;
+  columnSum(heap: ArrayBuffer, x: number, out: number, rows: number, cols: number): void;
   /** Sum of squares of n values. */
   sumSquares(heap: ArrayBuffer, x: number, n: number): number;
   /** GPT-2's gelu_new on n values, and its gradient. */

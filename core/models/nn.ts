@@ -3,7 +3,7 @@
  * blocks: on wasm only 2-D products run on XNNPACK, and 2-D is what every backend likes best.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedActivation, fusedCausalAttention, fusedCrossEntropy, fusedLayerNorm, fusedRmsNorm } from '../engine/fused.ts';
+import { fusedActivation, fusedCausalAttention, fusedConv1d, fusedCrossEntropy, fusedLayerNorm, fusedRmsNorm } from '../engine/fused.ts';
 import '../engine/gradients.ts';
 
 /** Per-layer attention keys and values, [B, nKvHeads, S, headDim], S = positions so far. */
@@ -33,7 +33,7 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
 
 /** GPT-2 Conv1D: x [N, in] · W + b with W [in, out] -> [N, out]. */
 export function conv1d(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(tf.matMul(x, w as tf.Tensor2D), b);
+  return fusedConv1d(x, w, b) ?? tf.add(tf.matMul(x, w as tf.Tensor2D), b);
 }
 
 /** x [N, D] * rsqrt(mean(x^2) + eps) * w (one fused kernel where the engine has it) */

@@ -109,6 +109,24 @@ describe('wasm kernels installed by the engine', () => {
     expect(Array.from(tf.unsortedSegmentSum(tf.tensor1d([1, 2, 4]), tf.tensor1d([0, 7, 0], 'int32'), 2).dataSync())).toEqual([5, 0]);
   });
 
+  it('SplitV and GatherV2 equal cpu on every axis, and GatherV2 still refuses an index out of range', async () => {
+    await initEngine({ backend: 'wasm' });
+    const x = rand([4, 6, 6]);
+    for (const [sizes, axis] of [[3, -1], [[2, 4], 1], [[1, 3], 0], [[5, 0, 1], 1]] as const) {
+      const { cpu, wasm } = await onBoth(() => tf.split(tf.tensor(x, [4, 6, 6]), sizes as number | number[], axis).map((t) => ({ shape: t.shape, data: Array.from(t.dataSync()) })));
+      expect(wasm).toEqual(cpu);
+    }
+    const ids = [3, 0, 3, 1];
+    for (const axis of [0, 1]) {
+      const { cpu, wasm } = await onBoth(() => {
+        const y = tf.gather(tf.tensor(x, [4, 6, 6]), tf.tensor1d(ids, 'int32'), axis);
+        return { shape: y.shape, data: Array.from(y.dataSync()) };
+      });
+      expect(wasm).toEqual(cpu);
+    }
+    expect(() => tf.gather(tf.tensor(x, [4, 6, 6]), tf.tensor1d([4], 'int32'))).toThrow('GatherV2: the index value 4 is not in [0, 3]');
+  });
+
   it('OneHot with a float dtype holds 0/1 floats', async () => {
     await initEngine({ backend: 'wasm' });
     expect(Array.from(tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3, 1, 0, 'float32').dataSync())).toEqual([0, 0, 1, 1, 0, 0]);

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine, setNativeKernels } from '../../core/engine/index.ts';
 import { fusedSumSquares } from '../../core/engine/fused.ts';
-import { causalAttention, geluTanh, layerNorm, maskedCrossEntropy, rmsNorm, silu } from '../../core/models/nn.ts';
+import { causalAttention, conv1d, geluTanh, layerNorm, maskedCrossEntropy, rmsNorm, silu } from '../../core/models/nn.ts';
 import { checkGradients, rand } from './finite-differences.ts';
 import { nativeForTests } from './native-env.ts';
 
@@ -30,6 +30,7 @@ const mask = [1, 0, 1, 1, 0, 1];
 const CASES: Case[] = [
   { name: 'rmsNorm', f: (x, w) => rmsNorm(x as tf.Tensor2D, w, 1e-5), inputs: [[[5, 19]], [[19], 0.5, 1.5]], kernel: 'LisaRmsNorm' },
   { name: 'layerNorm', f: (x, w, b) => layerNorm(x as tf.Tensor2D, w, b, 1e-5), inputs: [[[5, 19]], [[19], 0.5, 1.5], [[19]]], kernel: 'LisaLayerNorm' },
+  { name: 'conv1d', f: (x, w, b) => conv1d(x as tf.Tensor2D, w, b), inputs: [[[5, 7]], [[7, 9]], [[9]]], kernel: 'LisaConv1d' },
   { name: 'silu', f: (x) => silu(x), inputs: [[[3, 37], -6, 6]], kernel: 'LisaSilu' },
   { name: 'geluTanh', f: (x) => geluTanh(x), inputs: [[[3, 37], -5, 5]], kernel: 'LisaGelu' },
   {
