@@ -9,7 +9,8 @@ decay on matrices only.
 Protocol: one JSON request per stdin line, one JSON answer per stdout line.
   {"op": "load", "spec": ModelSpec, "weights": "x.safetensors", "tokens": [[...]], "trains": [names],
    "adamw": {...}}                             -> {"loss": loss before any step, "threads": n}
-  {"op": "steps", "n": N}                      -> {"ms": [N step times], "loss": last step's loss}
+  {"op": "steps", "n": N}                      -> {"ms": [N step times], "cpuMs": [N process CPU times],
+                                                   "loss": last step's loss}
   {"op": "matmul", "n": N}                     -> {"gflops": best of 5 N x N x N float32 products,
                                                    "blas": the BLAS libraries mapped}
 Threads: the caller sets OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (Debian's torch does not know
@@ -171,13 +172,14 @@ class Peer:
         return loss.item()
 
     def steps(self, req):
-        ms = []
+        ms, cpu = [], []
         loss = float("nan")
         for _ in range(req["n"]):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = self.step()
             ms.append((time.perf_counter() - t0) * 1000)
-        return {"ms": ms, "loss": loss}
+            cpu.append((time.process_time() - c0) * 1000)
+        return {"ms": ms, "cpuMs": cpu, "loss": loss}
 
 
 def matmul(req):
