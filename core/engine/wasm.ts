@@ -22,7 +22,7 @@
  *   element; ours copy blocks of heap views (GPT-2's q/k/v split, the embedding lookup).
  * - wasm's Identity copies; tfjs clones every tensor a gradient saves, so a training step spent
  *   ~3% of its time copying. Tensors are immutable, so sharing the buffer (refcounted, as the cpu
- *   backend does) is equivalent.
+ *   backend does) is equivalent. Same for a Cast to the tensor's own dtype.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -43,6 +43,7 @@ let stockMatMul: tf.KernelConfig | undefined;
 let stockMatMulGrad: tf.GradConfig | undefined;
 let stockOneHot: tf.KernelConfig | undefined;
 let stockIdentity: tf.KernelConfig | undefined;
+let stockCast: tf.KernelConfig | undefined;
 let stockSplitV: tf.KernelConfig | undefined;
 let stockGather: tf.KernelConfig | undefined;
 let stockSoftmaxGrad: tf.GradConfig | undefined;
@@ -144,17 +145,31 @@ function oneHot(args: Parameters<KernelFunc>[0]): TensorInfo {
   const attrs = args.attrs as { dtype: tf.DataType };
   if (attrs.dtype === 'int32') return stock(args) as TensorInfo;
   const ints = stock({ ...args, attrs: { ...attrs, dtype: 'int32' } }) as TensorInfo;
-  const cast = tf.getKernel('Cast', 'wasm')!.kernelFunc as KernelFunc;
-  const out = cast({ inputs: { x: ints }, backend: args.backend, attrs: { dtype: attrs.dtype } }) as TensorInfo;
+  const out = (stockCast!.kernelFunc as KernelFunc)({ inputs: { x: ints }, backend: args.backend, attrs: { dtype: attrs.dtype } }) as TensorInfo;
   args.backend.disposeData(ints.dataId);
   return out;
+}
+
+/** The input itself, one more reference to its buffer (tensors are immutable). */
+function share(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { x } = args.inputs as { x: TensorInfo };
+  args.backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
 function identity(args: Parameters<KernelFunc>[0]): TensorInfo {
   const { x } = args.inputs as { x: TensorInfo };
   if (!enabled || x.dtype === 'string') return (stockIdentity!.kernelFunc as KernelFunc)(args) as TensorInfo;
-  args.backend.incRef(x.dataId);
-  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  return share(args);
+}
+
+/** A cast to the tensor's own dtype (every Multiply gradient casts its other operand) shares it. */
+function cast(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const { x } = args.inputs as { x: TensorInfo };
+  if (!enabled || x.dtype === 'string' || x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype) {
+    return (stockCast!.kernelFunc as KernelFunc)(args) as TensorInfo;
+  }
+  return share(args);
 }
 
 /** x [..., r, c] -> [..., c, r] with the SIMD transpose (~5x tfjs's Transpose kernel here). */
@@ -357,6 +372,9 @@ export function installWasmOverrides(): void {
   stockIdentity = tf.getKernel('Identity', 'wasm')!;
   tf.unregisterKernel('Identity', 'wasm');
   tf.registerKernel({ ...stockIdentity, kernelFunc: identity as tf.KernelFunc });
+  stockCast = tf.getKernel('Cast', 'wasm')!;
+  tf.unregisterKernel('Cast', 'wasm');
+  tf.registerKernel({ ...stockCast, kernelFunc: cast as tf.KernelFunc });
   stockSplitV = tf.getKernel('SplitV', 'wasm')!;
   tf.unregisterKernel('SplitV', 'wasm');
   tf.registerKernel({ ...stockSplitV, kernelFunc: splitV as unknown as tf.KernelFunc });

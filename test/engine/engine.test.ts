@@ -127,6 +127,18 @@ describe('wasm kernels installed by the engine', () => {
     expect(() => tf.gather(tf.tensor(x, [4, 6, 6]), tf.tensor1d([4], 'int32'))).toThrow('GatherV2: the index value 4 is not in [0, 3]');
   });
 
+  it('a Cast to the same dtype shares the buffer; to another dtype it converts', async () => {
+    await initEngine({ backend: 'wasm' });
+    const x = tf.tensor1d([1.7, -1.7, 2.5]);
+    const buffers = tf.backend().numDataIds();
+    const same = tf.cast(x, 'float32');
+    expect(tf.backend().numDataIds()).toBe(buffers);
+    expect(Array.from(same.dataSync())).toEqual(Array.from(x.dataSync()));
+    same.dispose();
+    expect(Array.from(x.dataSync())).toEqual([Math.fround(1.7), Math.fround(-1.7), 2.5]);
+    expect(Array.from(tf.cast(x, 'int32').dataSync())).toEqual([1, -1, 2]);
+  });
+
   it('OneHot with a float dtype holds 0/1 floats', async () => {
     await initEngine({ backend: 'wasm' });
     expect(Array.from(tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3, 1, 0, 'float32').dataSync())).toEqual([0, 0, 1, 1, 0, 0]);

@@ -82,6 +82,18 @@ function worstRelative(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
+describe('fused kernels on other backends', () => {
+  it('never run there: nn.ts runs its reference composition (cpu standing in for tensorflow)', async () => {
+    await initEngine({ backend: 'cpu' });
+    for (const c of CASES) {
+      const xs = c.inputs.map(([shape, lo, hi]) => rand(shape, lo ?? -1, hi ?? 1));
+      const profile = await tf.profile(() => tf.tidy(() => void c.f(...xs)));
+      expect(profile.kernels.map((k) => k.name).filter((n) => n.startsWith('Lisa')), c.name).toEqual([]);
+    }
+    expect(fusedSumSquares(tf.ones([3]))).toBeUndefined();
+  });
+});
+
 describe.runIf(native)('fused kernels on the native addon', () => {
   beforeAll(async () => {
     await initEngine({ backend: 'wasm' });
