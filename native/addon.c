@@ -239,21 +239,6 @@ static napi_value sum_squares(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value gelu(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!args(env, info, "gelu", 3, &c) || !counts(env, &c, "gelu", 0, 3) || !operands(env, &c, "gelu", 0, 1, I(&c, 2))) return NULL;
-  lisa_gelu(at(&c, 0), at(&c, 1), (size_t)I(&c, 2));
-  return NULL;
-}
-
-static napi_value gelu_grad(napi_env env, napi_callback_info info) {
-  call_t c;
-  const char *what = "geluGrad";
-  if (!args(env, info, what, 4, &c) || !counts(env, &c, what, 0, 4) || !operands(env, &c, what, 0, 2, I(&c, 3))) return NULL;
-  lisa_gelu_grad(at(&c, 0), at(&c, 1), at(&c, 2), (size_t)I(&c, 3));
-  return NULL;
-}
-
 static napi_value conv1d(napi_env env, napi_callback_info info) {
   call_t c;
   const char *what = "conv1d";
@@ -277,19 +262,36 @@ static napi_value column_sum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value silu(napi_env env, napi_callback_info info) {
+/* Elementwise activations: f(x, y, n), and df(x, dy, dx, n). */
+static napi_value activation(napi_env env, napi_callback_info info, const char *what, void (*f)(const float *, float *, size_t)) {
   call_t c;
-  if (!args(env, info, "silu", 3, &c) || !counts(env, &c, "silu", 0, 3) || !operands(env, &c, "silu", 0, 1, I(&c, 2))) return NULL;
-  lisa_silu(at(&c, 0), at(&c, 1), (size_t)I(&c, 2));
+  if (!args(env, info, what, 3, &c) || !counts(env, &c, what, 0, 3) || !operands(env, &c, what, 0, 1, I(&c, 2))) return NULL;
+  f(at(&c, 0), at(&c, 1), (size_t)I(&c, 2));
   return NULL;
 }
 
-static napi_value silu_grad(napi_env env, napi_callback_info info) {
+static napi_value activation_grad(napi_env env, napi_callback_info info, const char *what,
+                                  void (*df)(const float *, const float *, float *, size_t)) {
   call_t c;
-  const char *what = "siluGrad";
   if (!args(env, info, what, 4, &c) || !counts(env, &c, what, 0, 4) || !operands(env, &c, what, 0, 2, I(&c, 3))) return NULL;
-  lisa_silu_grad(at(&c, 0), at(&c, 1), at(&c, 2), (size_t)I(&c, 3));
+  df(at(&c, 0), at(&c, 1), at(&c, 2), (size_t)I(&c, 3));
   return NULL;
+}
+
+static napi_value silu(napi_env env, napi_callback_info info) {
+  return activation(env, info, "silu", lisa_silu);
+}
+
+static napi_value silu_grad(napi_env env, napi_callback_info info) {
+  return activation_grad(env, info, "siluGrad", lisa_silu_grad);
+}
+
+static napi_value gelu(napi_env env, napi_callback_info info) {
+  return activation(env, info, "gelu", lisa_gelu);
+}
+
+static napi_value gelu_grad(napi_env env, napi_callback_info info) {
+  return activation_grad(env, info, "geluGrad", lisa_gelu_grad);
 }
 
 static napi_value cross_entropy(napi_env env, napi_callback_info info) {

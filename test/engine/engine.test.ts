@@ -74,6 +74,9 @@ describe('wasm kernels installed by the engine', () => {
       [[2, 7, 5], [2, 7, 3], true, false],
       [[2, 5, 7], [2, 3, 7], false, true],
       [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
+      [[2, 7, 5], [7, 3], true, false],
+      [[5, 7], [2, 7, 3], false, false],
+      [[1, 0], [0, 4], false, false],
       // Inner dimension over several K slices (64 / 128): accumulated into C.
       [[3, 600], [600, 5], false, false],
       [[600, 3], [5, 600], true, true],

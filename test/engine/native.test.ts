@@ -29,34 +29,9 @@ async function product(backend: 'cpu' | 'wasm', nativeOn: boolean, a: Float32Arr
   return out;
 }
 
-describe.runIf(native)('native GEMM behind BatchMatMul', () => {
+describe.runIf(native)('native GEMM behind BatchMatMul (engine.test.ts checks its products against cpu)', () => {
   beforeAll(async () => {
     await initEngine({ backend: 'wasm' });
-  });
-
-  it('equals cpu for every transpose combination, batched and broadcast operands, within 1e-5 per unit of k', async () => {
-    const cases: [number[], number[], boolean, boolean][] = [
-      [[5, 7], [7, 3], false, false],
-      [[7, 5], [7, 3], true, false],
-      [[5, 7], [3, 7], false, true],
-      [[7, 5], [3, 7], true, true],
-      [[2, 5, 7], [7, 3], false, false],
-      [[2, 7, 5], [7, 3], true, false],
-      [[5, 7], [2, 7, 3], false, false],
-      [[2, 5, 7], [2, 3, 7], false, true],
-      [[2, 7, 5], [2, 7, 3], true, false],
-      [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
-      [[3, 600], [600, 5], false, false],
-      [[1, 0], [0, 4], false, false],
-    ];
-    for (const [sa, sb, ta, tb] of cases) {
-      const [a, b] = [rand(sa), rand(sb)];
-      const cpu = await product('cpu', true, a, sa, b, sb, ta, tb);
-      const got = await product('wasm', true, a, sa, b, sb, ta, tb);
-      const k = ta ? sa[sa.length - 2] : sa[sa.length - 1];
-      expect(got.shape, `${sa} x ${sb}`).toEqual(cpu.shape);
-      got.data.forEach((v, i) => expect(Math.abs(v - cpu.data[i]), `${sa} x ${sb} [${i}]`).toBeLessThanOrEqual(1e-5 * Math.max(1, k)));
-    }
   });
 
   it('repeats itself bitwise at a thread count; 1 and 2 threads differ by a few ulp (OpenBLAS sums differently)', async () => {
