@@ -14,6 +14,7 @@
  * layerNorm(x, w, b, y, N, D, eps) and layerNormGrad(x, w, dy, dx, dw, db, N, D, eps)
  * sumSquares(x, n) -> the sum of squares
  * conv1d(x, w, b, out, N, in, out) and columnSum(x, out, rows, cols)
+ * mulBroadcast(a, b, out, d0..d3, strideA0..3, strideB0..3) and permute(x, out, d0..d3, perm0..2)
  * silu(x, y, n) and siluGrad(x, dy, dx, n); gelu(x, y, n) and geluGrad(x, dy, dx, n)
  * crossEntropy(logits, targets, weights, N, V) -> the loss, and
  * crossEntropyGrad(logits, targets, weights, dy, dlogits, N, V)
@@ -262,6 +263,51 @@ static napi_value column_sum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value mul_broadcast(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "mulBroadcast";
+  if (!args(env, info, what, 15, &c) || !counts(env, &c, what, 0, 15)) return NULL;
+  int64_t shape[4], sa[4], sb[4], out = 1, ea = 1, eb = 1;
+  for (int i = 0; i < 4; i++) {
+    shape[i] = I(&c, 3 + i);
+    sa[i] = I(&c, 7 + i);
+    sb[i] = I(&c, 11 + i);
+    out *= shape[i];
+    if (shape[i] > 0) {
+      ea += (shape[i] - 1) * sa[i];
+      eb += (shape[i] - 1) * sb[i];
+    }
+  }
+  if (sa[3] > 1 || sb[3] > 1) {
+    fail(env, "LISA_NATIVE_ARGS", what, "the last dimension must be contiguous or broadcast");
+    return NULL;
+  }
+  if (out == 0) return NULL;
+  if (!operands(env, &c, what, 0, 0, ea) || !operands(env, &c, what, 1, 1, eb) || !operands(env, &c, what, 2, 2, out)) return NULL;
+  lisa_mul_broadcast(at(&c, 0), at(&c, 1), at(&c, 2), shape, sa, sb);
+  return NULL;
+}
+
+static napi_value permute(napi_env env, napi_callback_info info) {
+  call_t c;
+  const char *what = "permute";
+  if (!args(env, info, what, 9, &c) || !counts(env, &c, what, 0, 9)) return NULL;
+  int64_t shape[4], perm[3], n = 1;
+  for (int i = 0; i < 4; i++) n *= (shape[i] = I(&c, 2 + i));
+  int seen = 0;
+  for (int i = 0; i < 3; i++) {
+    perm[i] = I(&c, 6 + i);
+    if (perm[i] > 2 || (seen & (1 << perm[i]))) {
+      fail(env, "LISA_NATIVE_ARGS", what, "perm must order axes 0, 1, 2");
+      return NULL;
+    }
+    seen |= 1 << perm[i];
+  }
+  if (!operands(env, &c, what, 0, 1, n)) return NULL;
+  lisa_permute(at(&c, 0), at(&c, 1), shape, perm);
+  return NULL;
+}
+
 /* Elementwise activations: f(x, y, n), and df(x, dy, dx, n). */
 static napi_value activation(napi_env env, napi_callback_info info, const char *what, void (*f)(const float *, float *, size_t)) {
   call_t c;
@@ -358,6 +404,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"geluGrad", NULL, gelu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"conv1d", NULL, conv1d, NULL, NULL, NULL, napi_default, NULL},
       {"columnSum", NULL, column_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"mulBroadcast", NULL, mul_broadcast, NULL, NULL, NULL, napi_default, NULL},
+      {"permute", NULL, permute, NULL, NULL, NULL, napi_default, NULL},
       {"silu", NULL, silu, NULL, NULL, NULL, napi_default, NULL},
       {"siluGrad", NULL, silu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"crossEntropy", NULL, cross_entropy, NULL, NULL, NULL, napi_default, NULL},

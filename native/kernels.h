@@ -23,6 +23,14 @@ void lisa_conv1d(const float *x, const float *w, const float *b, float *out, int
 /* out [cols] = sum over the rows of x [rows, cols] (a bias's gradient). */
 void lisa_column_sum(const float *x, float *out, int rows, int cols);
 
+/* out = a * b over a 4-D shape (lower ranks padded with leading 1s), operands read at their own
+ * strides in elements, 0 along the dimensions where one broadcasts; out is contiguous. */
+void lisa_mul_broadcast(const float *a, const float *b, float *out, const int64_t shape[4], const int64_t sa[4], const int64_t sb[4]);
+
+/* out = x [d0, d1, d2, d3] with its first three axes permuted by perm (the last stays last, so
+ * rows of d3 move whole): out [d_perm0, d_perm1, d_perm2, d3]. */
+void lisa_permute(const float *x, float *out, const int64_t shape[4], const int64_t perm[3]);
+
 /* Causal softmax attention, nn.ts's causalAttention: q [B, H, T, hd], k and v [B, KV, S, hd],
  * query t at position S - T + t sees keys 0..S-T+t; query head h reads kv head h / (H / KV).
  * out [B, T, H, hd] = softmax(scale q k^T) v. Returns 0 when scratch memory is short. */

@@ -80,6 +80,12 @@ export interface NativeKernels {
   /** GPT-2's Conv1D: out [N, out] = x [N, in] w [in, out] + b; and the column sums of x [rows, cols]. */
   conv1d(heap: ArrayBuffer, x: number, w: number, b: number, out: number, n: number, inputs: number, outputs: number): void;
   columnSum(heap: ArrayBuffer, x: number, out: number, rows: number, cols: number): void;
+  /**
+   * out = a * b over a 4-D shape, each operand at its own strides (0 where it broadcasts; the
+   * last 1 or 0); and x [d0, d1, d2, d3] with its first three axes permuted (the last stays).
+   */
+  mulBroadcast(heap: ArrayBuffer, a: number, b: number, out: number, ...shapeThenStridesAThenStridesB: number[]): void;
+  permute(heap: ArrayBuffer, x: number, out: number, d0: number, d1: number, d2: number, d3: number, p0: number, p1: number, p2: number): void;
   /** Sum of squares of n values. */
   sumSquares(heap: ArrayBuffer, x: number, n: number): number;
   /** GPT-2's gelu_new on n values, and its gradient. */

@@ -19,7 +19,9 @@
  * - On the SIMD GEMM the BatchMatMul gradient is re-registered so its products take those fast
  *   forms (explicit B^T, A^T as a flag); the Softmax gradient is one SIMD kernel instead of four.
  * - wasm's SplitV copies its whole input once per piece, and its GatherV2 copies element by
- *   element; ours copy blocks of heap views (GPT-2's q/k/v split, the embedding lookup).
+ *   element; ours copy blocks of heap views (GPT-2's q/k/v split, the embedding lookup). With the
+ *   native kernels, a broadcasting Multiply and a Transpose that keeps the last axis (RoPE, the
+ *   attention heads) run there too.
  * - wasm's Identity copies; tfjs clones every tensor a gradient saves, so a training step spent
  *   ~3% of its time copying. Tensors are immutable, so sharing the buffer (refcounted, as the cpu
  *   backend does) is equivalent. Same for a Cast to the tensor's own dtype.
@@ -45,6 +47,8 @@ let stockOneHot: tf.KernelConfig | undefined;
 let stockIdentity: tf.KernelConfig | undefined;
 let stockCast: tf.KernelConfig | undefined;
 let stockSplitV: tf.KernelConfig | undefined;
+let stockMultiply: tf.KernelConfig | undefined;
+let stockTranspose: tf.KernelConfig | undefined;
 let stockGather: tf.KernelConfig | undefined;
 let stockSoftmaxGrad: tf.GradConfig | undefined;
 
@@ -307,6 +311,65 @@ function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
+/** shape padded with leading 1s to rank 4. */
+function rank4(shape: readonly number[]): number[] {
+  return [...new Array(4 - shape.length).fill(1), ...shape];
+}
+
+/** Element strides of a contiguous tensor of `shape` read at the broadcast shape `out`: 0 where it broadcasts. */
+function broadcastStrides(shape: number[], out: number[]): number[] {
+  const strides = new Array(4).fill(0);
+  let s = 1;
+  for (let i = 3; i >= 0; i--) {
+    strides[i] = shape[i] === 1 && out[i] !== 1 ? 0 : s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+/**
+ * A broadcasting float32 Multiply (RoPE's x * cos over heads, and its gradient) on the native
+ * kernels: stock wasm walks a broadcast element by element, several times slower than its
+ * same-shape product, which it keeps.
+ */
+function multiply(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const native = enabled && heap(backend) ? nativeKernels() : undefined;
+  const same = tf.util.arraysEqual(a.shape, b.shape);
+  if (!native || same || a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length > 4 || b.shape.length > 4) {
+    return (stockMultiply!.kernelFunc as KernelFunc)(args) as TensorInfo;
+  }
+  const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  const out = backend.makeOutput(outShape, 'float32');
+  const shape = rank4(outShape);
+  const memory = heap(backend)!.buffer as ArrayBuffer;
+  native.mulBroadcast(memory, address(backend, a), address(backend, b), address(backend, out), ...shape, ...broadcastStrides(rank4(a.shape), shape), ...broadcastStrides(rank4(b.shape), shape));
+  return out;
+}
+
+/**
+ * A float32 Transpose that keeps the last axis (moving attention heads: [B, T, H, hd] <->
+ * [B, H, T, hd]) as row copies on the native kernels; stock wasm moves elements one by one.
+ */
+function transpose(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: TensorInfo };
+  const { perm } = args.attrs as { perm: number[] };
+  const rank = x.shape.length;
+  const native = enabled && heap(backend) ? nativeKernels() : undefined;
+  if (!native || x.dtype !== 'float32' || rank < 2 || rank > 4 || perm[rank - 1] !== rank - 1) {
+    return (stockTranspose!.kernelFunc as KernelFunc)(args) as TensorInfo;
+  }
+  const out = backend.makeOutput(perm.map((p) => x.shape[p]), 'float32');
+  // Padded to rank 4, axes shift by the padding; the last stays last.
+  const pad = 4 - rank;
+  const p3 = [...Array.from({ length: pad }, (_, i) => i), ...perm.slice(0, -1).map((p) => p + pad)];
+  const [d0, d1, d2, d3] = rank4(x.shape);
+  native.permute(heap(backend)!.buffer as ArrayBuffer, address(backend, x), address(backend, out), d0, d1, d2, d3, p3[0], p3[1], p3[2]);
+  return out;
+}
+
 /** dx = y * (dy - sum(dy * y)) along the last axis, in one SIMD kernel. */
 function softmaxGrad(args: Parameters<KernelFunc>[0]): TensorInfo {
   const backend = args.backend as BackendWasm;
@@ -375,6 +438,12 @@ export function installWasmOverrides(): void {
   stockCast = tf.getKernel('Cast', 'wasm')!;
   tf.unregisterKernel('Cast', 'wasm');
   tf.registerKernel({ ...stockCast, kernelFunc: cast as tf.KernelFunc });
+  stockMultiply = tf.getKernel('Multiply', 'wasm')!;
+  tf.unregisterKernel('Multiply', 'wasm');
+  tf.registerKernel({ ...stockMultiply, kernelFunc: multiply as tf.KernelFunc });
+  stockTranspose = tf.getKernel('Transpose', 'wasm')!;
+  tf.unregisterKernel('Transpose', 'wasm');
+  tf.registerKernel({ ...stockTranspose, kernelFunc: transpose as tf.KernelFunc });
   stockSplitV = tf.getKernel('SplitV', 'wasm')!;
   tf.unregisterKernel('SplitV', 'wasm');
   tf.registerKernel({ ...stockSplitV, kernelFunc: splitV as unknown as tf.KernelFunc });

@@ -130,6 +130,46 @@ describe('wasm kernels installed by the engine', () => {
     expect(() => tf.gather(tf.tensor(x, [4, 6, 6]), tf.tensor1d([4], 'int32'))).toThrow('GatherV2: the index value 4 is not in [0, 3]');
   });
 
+  it('Multiply with broadcasting and Transpose equal cpu bitwise, native kernels on and off', async () => {
+    await initEngine({ backend: 'wasm' });
+    const products: [number[], number[]][] = [
+      [[2, 3, 4, 5], [1, 3, 1, 5]],
+      [[1, 3, 1, 5], [2, 3, 4, 5]],
+      [[3, 5], [5]],
+      [[3, 5], [3, 1]],
+      [[2, 3, 4], []],
+      [[4], [4]],
+      [[2, 1, 4, 1], [1, 3, 1, 6]],
+    ];
+    const perms: [number[], number[]][] = [
+      [[2, 3, 4, 5], [0, 2, 1, 3]],
+      [[2, 3, 4, 5], [2, 0, 1, 3]],
+      [[3, 4, 5], [1, 0, 2]],
+      [[4, 5], [1, 0]],
+      [[2, 3, 4, 5], [0, 1, 3, 2]],
+    ];
+    for (const native of [true, false]) {
+      setNativeKernels(native);
+      for (const [sa, sb] of products) {
+        const [a, b] = [rand(sa), rand(sb)];
+        const { cpu, wasm } = await onBoth(() => {
+          const y = tf.mul(tf.tensor(a, sa), tf.tensor(b, sb));
+          return { shape: y.shape, data: Array.from(y.dataSync()) };
+        });
+        expect(wasm, `${sa} * ${sb}`).toEqual(cpu);
+      }
+      for (const [shape, perm] of perms) {
+        const x = rand(shape);
+        const { cpu, wasm } = await onBoth(() => {
+          const y = tf.transpose(tf.tensor(x, shape), perm);
+          return { shape: y.shape, data: Array.from(y.dataSync()) };
+        });
+        expect(wasm, `${shape} by ${perm}`).toEqual(cpu);
+      }
+    }
+    setNativeKernels(true);
+  });
+
   it('a Cast to the same dtype shares the buffer; to another dtype it converts', async () => {
     await initEngine({ backend: 'wasm' });
     const x = tf.tensor1d([1.7, -1.7, 2.5]);

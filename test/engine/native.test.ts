@@ -68,6 +68,9 @@ describe.runIf(native)('native GEMM behind BatchMatMul (engine.test.ts checks it
     expect(call(0, 0, 2, 2, 2, 0, 1, 16, 2, 0, 32, 2, 1, 0, 0, 0)).toThrow('gemm: a leading dimension is shorter than its rows');
     expect(call(0, 0, -2, 2, 2, 0, 2, 16, 2, 0, 32, 2, 1, 0, 0, 0)).toThrow('gemm: sizes, addresses and strides must be whole numbers in [0, 2^31)');
     expect(call(0, 0, 2)).toThrow(expect.objectContaining({ code: 'LISA_NATIVE_ARGS', message: 'gemm: takes 17 arguments' }));
+    expect(() => native!.permute(heap, 0, 32, 1, 2, 2, 2, 0, 0, 1)).toThrow('permute: perm must order axes 0, 1, 2');
+    expect(() => native!.permute(heap, 0, 40, 1, 2, 2, 2, 0, 2, 1)).toThrow('permute: an operand reaches past the end of the heap');
+    expect(() => native!.mulBroadcast(heap, 0, 0, 0, 1, 1, 2, 2, 0, 0, 2, 2, 0, 0, 0, 1)).toThrow('mulBroadcast: the last dimension must be contiguous or broadcast');
     expect(() => (native!.gemm as (...args: unknown[]) => void)(new Float32Array(4), 0, 0, 1, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1, 0, 0, 0)).toThrow(
       'gemm: the first argument must be an ArrayBuffer',
     );
