@@ -9,7 +9,7 @@ const root = new URL('../../', import.meta.url).pathname;
 function lisa(...args: string[]) {
   const r = spawnSync('node', ['bin/lisa.js', ...args], { cwd: root, encoding: 'utf8', timeout: 300_000, env: { ...process.env, LISA_BACKEND: 'wasm' } });
   // The engine logs its backend choice on stderr once; the rest of stderr is the command's own.
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^engine: tfjs [\d.]+ backend wasm\n/, '') };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^engine: tfjs [\d.]+ backend wasm[^\n]*\n/, '') };
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'lisa-cli-'));
