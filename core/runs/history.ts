@@ -2,6 +2,7 @@ import { LisaError, type ErrorCode } from '../errors.ts';
 import { candidateUnits } from '../lisa/schedule.ts';
 import type { ChunkManifest } from '../store/manifest.ts';
 import type { RunSpec } from '../store/run-spec.ts';
+import { runUnits } from '../train/method.ts';
 import type { OutputRecord } from './outputs.ts';
 import { chunkSummary, runStatus, type ChunkSummary, type RunStatus } from './status.ts';
 
@@ -24,7 +25,7 @@ export interface RunHistory {
   chunks: ChunkSummary[];
   /** every unit of the model, in model order: embed, layers.0 … layers.{N-1}, head */
   units: string[];
-  /** the units a chunk's `probabilities` are over, in their order */
+  /** the units the run trains from; a lisa chunk's `probabilities` are over these, in this order */
   candidates: string[];
   /** the run's exports and compositions, oldest first */
   outputs: OutputRecord[];
@@ -56,7 +57,7 @@ export function runHistory(spec: RunSpec, manifests: Readable<ChunkManifest>[], 
     status: runStatus(spec, chunks.at(-1) ?? null),
     chunks: chunks.map(chunkSummary),
     units: candidateUnits(spec.base.nLayers, 'sampled'),
-    candidates: candidateUnits(spec.base.nLayers, spec.config.embedHead),
+    candidates: runUnits(spec),
     outputs: outputs.flatMap((o) => ('value' in o ? [o.value] : [])),
     unreadable: [...manifests, ...outputs].flatMap((r) => ('unreadable' in r ? [r.unreadable] : [])),
   };

@@ -2,6 +2,7 @@ import { LisaError } from '../errors.ts';
 import { getJson, type ObjectStore } from './object-store.ts';
 import { sha256Hex } from '../tensors/hashing.ts';
 import { chunksPrefix, manifestKey, seqOfManifestKey } from './keys.ts';
+import type { Method } from './run-spec.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
 export interface UnitRef {
@@ -30,12 +31,14 @@ export interface ChunkManifest {
   runId: string;
   seq: number;
   createdAt: string;
+  /** the run's method (what activeUnits' objects hold: base tensors, or LoRA adapters); manifests from before methods are read as lisa */
+  method: Method;
   period: number;
   activeUnits: string[];
   /**
    * The weights the period's units were drawn from, one per candidate in unit order (the blocks,
    * or embed, blocks, head under embedHead 'sampled'), summing to 1. Absent in manifests written
-   * before samplers.
+   * before samplers, and in lora and full runs' manifests, which draw nothing.
    */
   probabilities?: number[];
   /** L2 norm of each active unit's gradient before clipping, mean over this chunk's steps (absent before samplers) */
@@ -99,7 +102,8 @@ export async function listSeqs(store: ObjectStore, runId: string): Promise<numbe
 }
 
 export async function readManifest(store: ObjectStore, runId: string, seq: number): Promise<ChunkManifest> {
-  return getJson<ChunkManifest>(store, manifestKey(runId, seq), () => new ManifestNotFoundError(runId, seq));
+  const m = await getJson<Omit<ChunkManifest, 'method'> & { method?: Method }>(store, manifestKey(runId, seq), () => new ManifestNotFoundError(runId, seq));
+  return { ...m, method: m.method ?? 'lisa' };
 }
 
 /** The latest committed manifest, or null for a run with no chunk yet. */
