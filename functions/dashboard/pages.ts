@@ -2,23 +2,23 @@
 import { html } from 'hono/html';
 import type { RunOverview } from '../../core/index.ts';
 import { num, runHref, seconds, time, usd, type Html } from './layout.ts';
-import { budgetLeft, stateOf } from './run-page.ts';
+import { budgetLeft, methodOf, stateOf } from './run-page.ts';
 
 export function runsPage(runs: readonly RunOverview[]): Html {
   if (runs.length === 0) return html`<h1>Runs</h1><p class="empty">No runs yet.</p>`;
   return html`<h1>Runs</h1>
 <div class="scroll"><table class="data" id="runs">
-<thead><tr><th>run</th><th>created</th><th>base</th><th>sampler</th><th>γ / K</th><th>steps</th><th>loss</th><th>held-out</th><th>tokens</th><th>seconds</th><th>cost</th><th>budget left</th><th>state</th></tr></thead>
+<thead><tr><th>run</th><th>created</th><th>base</th><th>method</th><th>steps</th><th>loss</th><th>held-out</th><th>tokens</th><th>seconds</th><th>cost</th><th>budget left</th><th>state</th></tr></thead>
 <tbody>
 ${runs.map((r) => {
   const link = html`<a href="${runHref(r.id)}">${r.id}</a>`;
   if ('unreadable' in r) {
-    return html`<tr class="unreadable"><td>${link}</td><td colspan="12">unreadable: <code>${r.unreadable.key}</code>: ${r.unreadable.code}: ${r.unreadable.message}</td></tr>
+    return html`<tr class="unreadable"><td>${link}</td><td colspan="11">unreadable: <code>${r.unreadable.key}</code>: ${r.unreadable.code}: ${r.unreadable.message}</td></tr>
 `;
   }
   const s = r.status;
   const c = s.config;
-  return html`<tr><td>${link}</td><td>${time(s.createdAt)}</td><td>${s.base.arch}, ${s.base.nLayers} layers</td><td>${c.sampler}</td><td>${c.activeLayers} / ${c.period}</td><td>${s.totals.steps} / ${c.steps}</td><td>${num(s.head?.losses.at(-1))}</td><td>${num(s.head?.heldOut?.loss)}</td><td>${s.totals.tokens}</td><td>${seconds(s.totals.seconds)}</td><td>${usd(s.totals.costUsd)}</td><td>${budgetLeft(s, s.totals.costUsd)}</td><td>${stateOf(s)}</td></tr>
+  return html`<tr><td>${link}</td><td>${time(s.createdAt)}</td><td>${s.base.arch}, ${s.base.nLayers} layers</td><td>${methodOf(c)}</td><td>${s.totals.steps} / ${c.steps}</td><td>${num(s.head?.losses.at(-1))}</td><td>${num(s.head?.heldOut?.loss)}</td><td>${s.totals.tokens}</td><td>${seconds(s.totals.seconds)}</td><td>${usd(s.totals.costUsd)}</td><td>${budgetLeft(s, s.totals.costUsd)}</td><td>${stateOf(s)}</td></tr>
 `;
 })}</tbody>
 </table></div>`;

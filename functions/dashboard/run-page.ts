@@ -1,6 +1,6 @@
 /** The page of one run: totals, charts, the heat map, the chunk table, outputs and config. */
 import { html } from 'hono/html';
-import type { ChunkSummary, OutputRecord, RunHistory, RunSpec, RunStatus, UnreadableObject } from '../../core/index.ts';
+import type { ChunkSummary, OutputRecord, RunConfig, RunHistory, RunSpec, RunStatus, UnreadableObject } from '../../core/index.ts';
 import { heatmap, type HeatView } from './heatmap.ts';
 import { bytes, jsonBlock, num, runHref, seconds, time, usd, type Html } from './layout.ts';
 
@@ -29,6 +29,12 @@ export function series(chunks: readonly ChunkSummary[]): Series {
 export function budgetLeft(spec: RunSpec, spentUsd: number): string {
   const max = spec.config.maxCostUsd;
   return max === undefined ? 'no budget set' : `${usd(Math.max(0, max - spentUsd))} of ${usd(max)}`;
+}
+
+/** The method and its main options in a few words, e.g. `lisa: γ 2, K 10, uniform`. */
+export function methodOf(c: RunConfig): string {
+  if (c.method === 'lisa') return `lisa: γ ${c.activeLayers}, K ${c.period}, ${c.sampler}`;
+  return c.method === 'lora' ? `lora: rank ${c.loraRank}, α ${c.loraAlpha}` : 'full';
 }
 
 export function stateOf(status: RunStatus): string {

@@ -211,6 +211,7 @@ describe('dashboard pages over lisa serve', () => {
     const unknown = await get(`${server.url}/runs/no-such-run`, alpha);
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get('content-type')).toBe('text/html; charset=UTF-8');
+    expect(unknown.headers.get('content-security-policy')).toBe(CSP);
     expect(unknown.text).toContain('<h1>Not found</h1>');
     expect(unknown.text).toMatch(/<code>RUN_NOT_FOUND<\/code>: run &#39;no-such-run&#39; not found in /);
     expect(unknown.text).not.toMatch(/\n\s+at /);
@@ -234,6 +235,21 @@ describe('dashboard pages over lisa serve', () => {
     expect(run.status).toBe(500);
     expect(run.text).toContain(`<code>STORE_OBJECT_INVALID</code>: object runs/${damaged}/run.json in store `);
     expect(run.text).toMatch(/Request id <code>[^<]+<\/code>/);
+  });
+
+  it('a LoRA run: its method on the runs page; its blocks trained in every chunk, embed and head frozen; no sampling view', async () => {
+    const lora = (await h.createRun(server, { method: 'lora', activeLayers: undefined, loraRank: 2 })).json.id;
+    expect((await h.request(server, 'POST', `/v1/runs/${lora}/chunks`)).status).toBe(201);
+    const list = await get(`${server.url}/`, alpha);
+    expect(list.text).toContain(`<tr><td><a href="/runs/${lora}">${lora}</a></td>`);
+    expect(list.text.split(`/runs/${lora}"`)[1].split('</tr>')[0]).toContain('<td>lora: rank 2, α 16</td>');
+    expect(list.text.split(`/runs/${runId}"`)[1].split('</tr>')[0]).toContain('<td>lisa: γ 1, K 2, uniform</td>');
+    const page = await get(`${server.url}/runs/${lora}`, alpha);
+    const heat = page.text.split('id="heatmap"')[1].split('</table>')[0];
+    expect(heat.match(/<td class="cell q\d" title="layers\.\d · chunk 0, steps 0–2: trained · update norm [^"]+ · gradient norm [^"]+"/g)).toHaveLength(5);
+    expect(heat.match(/<td class="cell off" title="(embed|head) · chunk 0, steps 0–2: frozen"/g)).toHaveLength(2);
+    expect(page.text).toContain('<nav class="heat-views">Colour by: <strong aria-current="page">update norm</strong> · <a href');
+    expect(page.text).not.toContain('sampling probability</a>');
   });
 
   it('serves uPlot and its own script from the package', async () => {
@@ -265,6 +281,9 @@ describe('lisa dashboard: a local store on loopback', () => {
       expect(list.text).toContain(`<span class="scope">file://${h.dir}/local</span>`);
       expect(list.headers.get('content-security-policy')).toBe(CSP);
       expect((await get(`${dashboard.url}runs/local-run`)).status).toBe(200);
+      const unknown = await get(`${dashboard.url}runs/no-such-run`);
+      expect([unknown.status, unknown.headers.get('content-security-policy')]).toEqual([404, CSP]);
+      expect(unknown.text).toMatch(/<h1>Not found<\/h1>\n<p class="problem"><code>RUN_NOT_FOUND<\/code>: run &#39;no-such-run&#39; not found in /);
       const port = new URL(dashboard.url).port;
       expect((await getAs(`${dashboard.url}runs/local-run`, `localhost:${port}`)).status).toBe(200);
       const rebound = await getAs(dashboard.url, `evil.example:${port}`);
