@@ -108,7 +108,7 @@ export class Runs {
 
   /**
    * Every run id in the store, sorted: one listing of every key under runs/ (the store has no
-   * cheaper way to find the run.json objects; docs/design-notes.md says what that costs).
+   * cheaper way to find the run.json objects; the README's Dashboard section has what that costs).
    */
   async list(): Promise<string[]> {
     const keys = await this.using({}, () => this.store.list('runs/'));
