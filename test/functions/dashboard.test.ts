@@ -181,9 +181,13 @@ describe('dashboard pages over lisa serve', () => {
   it('exports and compositions show on the run page', async () => {
     const out = h.out('dash-export');
     expect((await h.request(server, 'POST', `/v1/runs/${runId}/exports`, { body: { out } })).status).toBe(201);
+    const composed = h.out('dash-composed');
+    const comp = await h.request(server, 'POST', '/v1/compositions', { body: { base: MODEL_DIR, runs: [{ id: runId, weight: 0.5 }], method: 'linear', out: composed } });
+    expect(comp.status, comp.text).toBe(201);
     const page = await get(`${server.url}/runs/${runId}`, alpha);
-    expect(rows(page.text, 'outputs')).toBe(1);
+    expect(rows(page.text, 'outputs')).toBe(2);
     expect(page.text).toMatch(new RegExp(`<td>export</td><td>seq 2</td><td><code>${out}</code></td>`));
+    expect(page.text).toMatch(new RegExp(`<td>composition \\(linear\\)</td><td>${runId}@2×0\\.5</td><td><code>${composed}</code></td>`));
   });
 
   it('escapes every string: a data ref and a template holding <script> render as text', async () => {
@@ -238,11 +242,14 @@ describe('dashboard pages over lisa serve', () => {
   });
 
   it('a LoRA run: its method on the runs page; its blocks trained in every chunk, embed and head frozen; no sampling view', async () => {
-    const lora = (await h.createRun(server, { method: 'lora', activeLayers: undefined, loraRank: 2 })).json.id;
-    expect((await h.request(server, 'POST', `/v1/runs/${lora}/chunks`)).status).toBe(201);
+    const lora = (await h.createRun(server, { method: 'lora', activeLayers: undefined, loraRank: 2, maxCostUsd: 1 })).json.id;
+    const chunk = await h.request(server, 'POST', `/v1/runs/${lora}/chunks`);
+    expect(chunk.status).toBe(201);
+    const left = `$${(1 - chunk.json.totals.costUsd).toFixed(4)} of $1.0000`;
     const list = await get(`${server.url}/`, alpha);
     expect(list.text).toContain(`<tr><td><a href="/runs/${lora}">${lora}</a></td>`);
-    expect(list.text.split(`/runs/${lora}"`)[1].split('</tr>')[0]).toContain('<td>lora: rank 2, α 16</td>');
+    expect(list.text.split(`/runs/${lora}"`)[1].split('</tr>')[0]).toContain(`<td>lora: rank 2, α 16</td><td>2 / 20</td>`);
+    expect(list.text).toContain(`<td>${left}</td><td>training</td></tr>`);
     expect(list.text.split(`/runs/${runId}"`)[1].split('</tr>')[0]).toContain('<td>lisa: γ 1, K 2, uniform</td>');
     const page = await get(`${server.url}/runs/${lora}`, alpha);
     const heat = page.text.split('id="heatmap"')[1].split('</table>')[0];
