@@ -175,6 +175,8 @@ export const ERROR_CODES = {
   REQUEST_JSON_INVALID: 'input',
   REQUEST_TOO_LARGE: 'too-large',
   REQUEST_MEDIA_TYPE_UNSUPPORTED: 'unsupported-media',
+  REQUEST_CROSS_ORIGIN: 'forbidden',
+  REQUEST_HOST_INVALID: 'forbidden',
   ROUTE_NOT_FOUND: 'not-found',
   SERVER_CONFIG_INVALID: 'input',
   SERVER_NOT_READY: 'unavailable',

@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { ChunkRunner } from './chunks.ts';
 import type { AppDeps, Env } from './context.ts';
+import { dashboardRoutes } from './dashboard/routes.ts';
+import { Sessions } from './dashboard/session.ts';
 import { InvalidRequestError } from './errors.ts';
 import { bearerAuth, TOKEN_HEADER } from './middleware/auth.ts';
 import { errorHandler, notFound } from './middleware/errors.ts';
@@ -26,7 +29,8 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 /**
  * The HTTP function: request ids and logs for every request; on /v1 a body limit, bearer auth and
- * the tenant's runs with its ref policy; then the routes by resource; errors mapped by kind.
+ * the tenant's runs with its ref policy; then the routes by resource; errors mapped by kind. The
+ * dashboard's pages (functions/dashboard/) are served at / and /runs/{id} behind their own sign-in.
  */
 export function createApp(deps: AppDeps): LisaApp {
   const chunks = new ChunkRunner({ pricing: deps.pricing, limits: deps.limits, clock: deps.clock, metrics: deps.metrics });
@@ -51,6 +55,14 @@ export function createApp(deps: AppDeps): LisaApp {
   app.route('/', exportRoutes());
   app.route('/', compositionRoutes());
   app.route('/', healthRoutes(routeDeps));
+  const sessions = new Sessions(deps.tokens, deps.sessionKey ?? randomBytes(32), deps.clock);
+  app.route(
+    '/',
+    dashboardRoutes({
+      access: { sessions, runsOf: (tenant) => deps.runs.forTenant(tenant, deps.refPrefixes) },
+      logError: (err, c) => (c.get('log') ?? deps.logger).error({ err, reqId: c.get('requestId') }, 'dashboard page failed'),
+    }),
+  );
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

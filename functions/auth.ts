@@ -89,15 +89,20 @@ export function parseTokenConfig(text: string, where: string): TokenEntry[] {
 }
 
 /**
- * The tenant a bearer token belongs to, or null. Every entry is compared (no early exit) with
+ * The entry a bearer token matches, or null. Every entry is compared (no early exit) with
  * timingSafeEqual, so timing says nothing about which entry or prefix matched.
  */
-export function tenantOfToken(entries: readonly TokenEntry[], token: string): string | null {
-  let tenant: string | null = null;
+export function entryOfToken(entries: readonly TokenEntry[], token: string): TokenEntry | null {
+  let match: TokenEntry | null = null;
   for (const e of entries) {
-    if (timingSafeEqual(hashToken(token, e.salt), e.hash) && tenant === null) tenant = e.tenant;
+    if (timingSafeEqual(hashToken(token, e.salt), e.hash) && match === null) match = e;
   }
-  return tenant;
+  return match;
+}
+
+/** The tenant a bearer token belongs to, or null. */
+export function tenantOfToken(entries: readonly TokenEntry[], token: string): string | null {
+  return entryOfToken(entries, token)?.tenant ?? null;
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or null when absent or another scheme. */

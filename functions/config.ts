@@ -28,6 +28,8 @@ export interface ServeConfig {
   backend: BackendName | undefined;
   /** LISA_CACHE_DIR: local copies of s3:// and hf:// bases; undefined = none */
   cacheDir: string | undefined;
+  /** LISA_SESSION_KEY: signs dashboard sessions, the same on every instance; undefined = random per process */
+  sessionKey: Buffer | undefined;
 }
 
 export class InvalidConfigError extends LisaError {
@@ -124,5 +126,13 @@ export async function configFromEnv(
     logLevel: env.LISA_LOG_LEVEL ?? 'info',
     backend,
     cacheDir: env.LISA_CACHE_DIR?.trim() || undefined,
+    sessionKey: sessionKey(env),
   };
+}
+
+function sessionKey(env: Env): Buffer | undefined {
+  const key = env.LISA_SESSION_KEY?.trim();
+  if (!key) return undefined;
+  if (key.length < 32) throw new InvalidConfigError('LISA_SESSION_KEY', `${key.length} characters is too short a key: use at least 32 (e.g. openssl rand -hex 32)`);
+  return Buffer.from(key, 'utf8');
 }

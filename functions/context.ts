@@ -11,6 +11,8 @@ export interface AppDeps {
   /** LISA_REF_PREFIXES: where tenants may name refs besides their own area (`{tenant}` replaced) */
   refPrefixes: readonly string[];
   tokens: readonly TokenEntry[];
+  /** signs dashboard session cookies (LISA_SESSION_KEY); default a random key per process */
+  sessionKey?: Buffer;
   /** price of this machine, for metering */
   pricing: { usdPerHour: number };
   limits: ChunkLimits;

@@ -53,6 +53,10 @@ export const ChunkSummarySchema = z
       .record(z.string(), z.number())
       .nullable()
       .openapi({ description: "each active unit's gradient norm before clipping, mean over the chunk's steps (null: written before samplers)" }),
+    unitUpdateNorms: z
+      .record(z.string(), z.number())
+      .nullable()
+      .openapi({ description: "L2 norm of each active unit's weight change over the chunk (null: written before update norms were recorded)" }),
     startStep: z.number().int(),
     globalStep: z.number().int(),
     steps: z.number().int().openapi({ description: 'optimizer steps this chunk trained' }),

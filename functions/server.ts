@@ -92,6 +92,7 @@ export async function runServer(config: ServeConfig, env: StoreEnv): Promise<Run
     runs,
     refPrefixes: config.refPrefixes,
     tokens: config.tokens,
+    sessionKey: config.sessionKey,
     pricing: { usdPerHour: config.pricing.usdPerHour },
     limits: {
       platformTimeoutSeconds: config.platformTimeoutSeconds,

@@ -4,3 +4,5 @@ export { openRuns, type OpenRunsOptions } from './open.ts';
 export { ANY_REF, tenantPrefix, tenantRefPolicy, type RefPolicy } from './refs.ts';
 export { chunkSummary, runStatus, unitTraining, type ChunkSummary, type RunStatus, type RunTotals } from './status.ts';
 export { keyHash, requestHash, checkIdempotencyKey, IdempotencyInProgressError, type ClaimOutcome, type StoredResponse } from './idempotency.ts';
+export { type RunHistory, type RunOverview, type UnreadableObject } from './history.ts';
+export { type OutputRecord, type ExportRecord, type CompositionRecord } from './outputs.ts';

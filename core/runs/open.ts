@@ -10,7 +10,7 @@ export interface OpenRunsOptions {
   env: StoreEnv;
   /** keep local copies of s3:// and hf:// bases here (LISA_CACHE_DIR) */
   cacheDir?: string;
-  /** told about base-cache misses and invalidations */
+  /** told about base-cache misses and invalidations, and outputs whose record could not be stored */
   log?: (msg: string) => void;
   /** what the caller will do: a directory store must be readable, or writable */
   access?: 'read' | 'write';
@@ -32,5 +32,6 @@ export async function openRuns(url: string, opts: OpenRunsOptions): Promise<Runs
     cache: new ResourceCache(),
     openStore: open,
     clock: opts.clock,
+    log: opts.log,
   });
 }

@@ -9,6 +9,7 @@ import PQueue from 'p-queue';
 import { acceleratorInUse } from '../engine/index.ts';
 import { composeRuns, exportRun, type ComposeOptions, type ComposeSummary, type ExportRunOptions, type RunExportSummary } from '../merge/index.ts';
 import { gcRun, type GcResult } from '../store/gc.ts';
+import { manifestKey, runIdOfSpecKey, runSpecKey } from '../store/keys.ts';
 import { headManifest, listSeqs, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { PrefixedStore } from '../store/prefixed.ts';
@@ -18,7 +19,9 @@ import { createRun } from '../train/create-run.ts';
 import type { ResourceCache } from '../train/resources.ts';
 import { loadRunModel, type RunModel } from '../train/run-model.ts';
 import type { Sources } from '../train/sources.ts';
+import { readOrName, runHistory, type RunHistory, type RunOverview } from './history.ts';
 import { claimKey, type ClaimOutcome } from './idempotency.ts';
+import { compositionRecord, exportRecord, listOutputKeys, putOutputRecord, readOutputRecord, type OutputRecord } from './outputs.ts';
 import { ANY_REF, checkLocalRef, checkRefAllowed, tenantPrefix, tenantRefPolicy, usingRefs, type RefField, type RefPolicy } from './refs.ts';
 import { runStatus, type RunStatus } from './status.ts';
 
@@ -34,6 +37,8 @@ export interface RunsOptions {
   /** which refs callers may name; default any (a local user) */
   refs?: RefPolicy;
   clock?: () => number;
+  /** told what went wrong when an output was written but its record could not be */
+  log?: (msg: string) => void;
 }
 
 export interface ChunkRequest {
@@ -101,6 +106,51 @@ export class Runs {
     );
   }
 
+  /**
+   * Every run id in the store, sorted: one listing of every key under runs/ (the store has no
+   * cheaper way to find the run.json objects; the README's Dashboard section has what that costs).
+   */
+  async list(): Promise<string[]> {
+    const keys = await this.using({}, () => this.store.list('runs/'));
+    return keys.map(runIdOfSpecKey).filter((id): id is string => id !== null);
+  }
+
+  /** Each run's status, oldest id first; a run whose run.json or head manifest is damaged is named, not thrown. */
+  async overview(): Promise<RunOverview[]> {
+    const queue = new PQueue({ concurrency: 8 });
+    return Promise.all(
+      (await this.list()).map((id) =>
+        queue.add(async () => {
+          const read = await readOrName(runSpecKey(id), () => this.status(id));
+          return 'value' in read ? { id, status: read.value } : { id, unreadable: read.unreadable };
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Everything recorded about a run: every chunk and every export or composition record; damaged
+   * ones are named and the rest returned (RunHistory). A damaged run.json is thrown.
+   */
+  async history(runId: string): Promise<RunHistory> {
+    const spec = await this.spec(runId);
+    const [seqs, outputKeys] = await this.using({}, () => Promise.all([listSeqs(this.store, runId), listOutputKeys(this.store, runId)]));
+    const queue = new PQueue({ concurrency: 8 });
+    const [manifests, outputs] = await this.using({}, () =>
+      Promise.all([
+        Promise.all(seqs.map((seq) => queue.add(() => readOrName(manifestKey(runId, seq), () => readManifest(this.store, runId, seq))))),
+        Promise.all(outputKeys.map((key) => queue.add(() => readOrName(key, () => readOutputRecord(this.store, key))))),
+      ]),
+    );
+    return runHistory(spec, manifests, outputs);
+  }
+
+  /** One committed manifest as stored, unit map included. */
+  async manifest(runId: string, seq: number): Promise<ChunkManifest> {
+    await this.spec(runId);
+    return this.using({}, () => readManifest(this.store, runId, seq));
+  }
+
   /** The spec, the latest chunk and the running totals. */
   async status(runId: string): Promise<RunStatus> {
     const spec = await this.spec(runId);
@@ -122,14 +172,20 @@ export class Runs {
     await this.checkRef('out', req.out, req.delta ? 'file' : 'dir', 'write');
     if (req.base !== undefined) await this.checkRef('base', req.base, 'dir', 'read');
     const refs = { out: req.out, ...(req.base !== undefined ? { base: req.base } : {}) };
-    return this.using(refs, () => exportRun({ ...req, store: this.store, runId, openStore: this.opts.openStore, now: this.clock }));
+    const summary = await this.using(refs, () => exportRun({ ...req, store: this.store, runId, openStore: this.opts.openStore, now: this.clock }));
+    await this.record([runId], exportRecord(summary, req, new Date(this.clock())));
+    return summary;
   }
 
   /** Merges several runs of one base into a model at `out`. */
   async compose(req: ComposeRequest): Promise<ComposeSummary> {
     await this.checkRef('base', req.base, 'dir', 'read');
     await this.checkRef('out', req.out, 'dir', 'write');
-    return this.using({ base: req.base, out: req.out }, () => composeRuns({ ...req, store: this.store, openStore: this.opts.openStore, now: this.clock }));
+    const summary = await this.using({ base: req.base, out: req.out }, () => composeRuns({ ...req, store: this.store, openStore: this.opts.openStore, now: this.clock }));
+    // runs read from another store keep no record here
+    const here = new Set(req.runs.filter((r) => r.store === undefined).map((r) => r.runId));
+    await this.record([...here], compositionRecord(summary, req, new Date(this.clock())));
+    return summary;
   }
 
   /** Deletes the run's unit objects no manifest references (those of uncommitted seqs after `graceSeconds`). */
@@ -150,6 +206,18 @@ export class Runs {
    */
   claimIdempotencyKey(runId: string, key: string, requestHash: string, ttlSeconds: number): Promise<ClaimOutcome> {
     return claimKey(this.store, runId, key, requestHash, this.clock, ttlSeconds);
+  }
+
+  /**
+   * Records a finished output in each run's area (outputs.ts). The output is already complete, so a
+   * record that cannot be written is logged, not thrown: the caller would otherwise retry an
+   * export that succeeded, and find its output taken.
+   */
+  private async record(runIds: string[], record: OutputRecord): Promise<void> {
+    const failed = await Promise.allSettled(runIds.map((id) => putOutputRecord(this.store, id, record)));
+    failed.forEach((r, i) => {
+      if (r.status === 'rejected') this.opts.log?.(`${record.kind} to ${record.out} is complete, but its record in run '${runIds[i]}' could not be stored: ${(r.reason as Error).message}`);
+    });
   }
 
   /**

@@ -6,11 +6,14 @@ import { runUnits } from '../train/method.ts';
 /**
  * A manifest without its unit map (object keys and hashes are the store's business, not a
  * caller's) or the grad-norm sampler's state; what a period drew from is null for lora and full
- * runs, which draw nothing, and in manifests written before samplers.
+ * runs, which draw nothing, and in manifests written before samplers; the update norms are null
+ * in manifests written before they were recorded.
  */
-export type ChunkSummary = Omit<ChunkManifest, 'version' | 'units' | 'probabilities' | 'unitGradNorms' | 'gradNormEma'> & {
+export type ChunkSummary = Omit<ChunkManifest, 'version' | 'units' | 'probabilities' | 'unitGradNorms' | 'unitUpdateNorms' | 'gradNormEma'> & {
   probabilities: number[] | null;
   unitGradNorms: Record<string, number> | null;
+  /** null in manifests written before update norms were recorded */
+  unitUpdateNorms: Record<string, number> | null;
   /** optimizer steps this chunk trained */
   steps: number;
 };
@@ -41,6 +44,7 @@ export function chunkSummary(m: ChunkManifest): ChunkSummary {
     activeUnits: m.activeUnits,
     probabilities: m.probabilities ?? null,
     unitGradNorms: m.unitGradNorms ?? null,
+    unitUpdateNorms: m.unitUpdateNorms ?? null,
     startStep: m.startStep,
     globalStep: m.globalStep,
     steps: m.globalStep - m.startStep,

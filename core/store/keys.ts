@@ -26,3 +26,9 @@ export function seqOfManifestKey(runId: string, key: string): number | null {
   const m = /^(\d{8})\.json$/.exec(key.slice(prefix.length));
   return m ? Number(m[1]) : null;
 }
+
+/** The run id a run.json key names, or null for any other key. */
+export function runIdOfSpecKey(key: string): string | null {
+  const m = /^runs\/([^/]+)\/run\.json$/.exec(key);
+  return m && isValidRunId(m[1]) ? m[1] : null;
+}

@@ -43,6 +43,12 @@ export interface ChunkManifest {
   probabilities?: number[];
   /** L2 norm of each active unit's gradient before clipping, mean over this chunk's steps (absent before samplers) */
   unitGradNorms?: Record<string, number>;
+  /**
+   * L2 norm of each active unit's weight change over this chunk (all its tensors, weights after
+   * minus before), so a reader sees how far each unit moved without downloading it (absent before
+   * the dashboard)
+   */
+  unitUpdateNorms?: Record<string, number>;
   /** sampler 'grad-norm': each unit's moving average of its gradient norm after this chunk (core/lisa/grad-norm.ts) */
   gradNormEma?: Record<string, number>;
   units: Record<string, UnitRef>;

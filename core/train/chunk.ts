@@ -133,6 +133,10 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const tLoaded = now();
 
   const model = createRunModel(run, base.spec, state);
+  // What each trained tensor holds as the chunk starts, for its unit's update norm: the loaded
+  // weights, and under lora the adapters as the model holds them (fresh ones come from the seed).
+  const before = new Map(state.weights);
+  for (const [name, v] of model.adapters) before.set(name, (await v.data()) as Float32Array);
   // Under `reset` a unit keeps its moments only within one period, which may span chunks cut by deadlines.
   const periodStart = period * c.period;
   const keep = new Set(active.filter((u) => c.optimizerState === 'restore' || (parent?.units[u]?.step ?? 0) > periodStart));
@@ -193,7 +197,9 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     const queue = new PQueue({ concurrency: opts.uploadConcurrency ?? 8 });
     const keys = groups.map((g) => unitKey(run.id, g.unit, seq, attempt));
     try {
-      await Promise.all(groups.map((g, i) => queue.add(async () => objects.push(await uploadUnit(store, keys[i], g, run, seq, startStep + losses.length)))));
+      await Promise.all(
+        groups.map((g, i) => queue.add(async () => objects.push(await uploadUnit(store, keys[i], g, before, run, seq, startStep + losses.length)))),
+      );
     } catch (err) {
       await queue.onIdle();
       await deleteQuietly(store, keys);
@@ -205,6 +211,8 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   }
   const units: Record<string, UnitRef> = { ...(parent?.units ?? {}) };
   for (const o of objects) units[o.unit] = o.ref;
+  // in the order of activeUnits, whatever order the uploads finished in
+  const updateNorms = new Map(objects.map((o) => [o.unit, o.updateNorm]));
   const tUploaded = now();
 
   const wall = (tUploaded - t0) / 1000;
@@ -223,6 +231,7 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     // lisa only: lora and full runs draw nothing, so their manifests have no probabilities
     ...(draw.probabilities ? { probabilities: draw.probabilities } : {}),
     unitGradNorms: Object.fromEntries([...normSums].map(([u, sum]) => [u, sum / losses.length])),
+    unitUpdateNorms: Object.fromEntries(groups.map((g) => [g.unit, updateNorms.get(g.unit)!])),
     ...(sampler?.kind === 'grad-norm' ? { gradNormEma } : {}),
     units,
     cursor,
@@ -347,20 +356,44 @@ function optimizerGroups(params: Map<string, Array<[string, tf.Variable]>>, stat
 interface UploadedUnit {
   unit: string;
   ref: UnitRef;
+  /** L2 norm of the unit's weight change over the chunk */
+  updateNorm: number;
 }
 
-async function uploadUnit(store: ObjectStore, key: string, g: ParamGroup, run: RunSpec, seq: number, globalStep: number): Promise<UploadedUnit> {
+/** Uploads a trained unit; `before` holds its weights as the chunk loaded them, for the update norm. */
+async function uploadUnit(
+  store: ObjectStore,
+  key: string,
+  g: ParamGroup,
+  before: ReadonlyMap<string, Float32Array>,
+  run: RunSpec,
+  seq: number,
+  globalStep: number,
+): Promise<UploadedUnit> {
   const state = await readGroupState(g);
   const tensors = await Promise.all(
     g.slots.map(async (s) => ({ name: s.name, shape: s.param.shape, weight: (await s.param.data()) as Float32Array, ...state.slots.get(s.name)! })),
   );
+  const updateNorm = l2Distance(tensors.map((t) => [before.get(t.name)!, t.weight]));
   const { bytes, sha256 } = await putUnitObject(
     store,
     key,
     { unit: g.unit, adamStep: g.step, tensors },
     { runId: run.id, seq: String(seq), globalStep: String(globalStep), baseSha256: run.base.sha256 },
   );
-  return { unit: g.unit, ref: { key, sha256, bytes, seq, step: globalStep, adamStep: g.step } };
+  return { unit: g.unit, ref: { key, sha256, bytes, seq, step: globalStep, adamStep: g.step }, updateNorm };
+}
+
+/** ‖after − before‖₂ over several tensors taken as one vector, summed in float64 in the order given. */
+export function l2Distance(pairs: ReadonlyArray<readonly [before: Float32Array, after: Float32Array]>): number {
+  let sum = 0;
+  for (const [a, b] of pairs) {
+    for (let i = 0; i < a.length; i++) {
+      const d = b[i] - a[i];
+      sum += d * d;
+    }
+  }
+  return Math.sqrt(sum);
 }
 
 async function deleteQuietly(store: ObjectStore, keys: string[]): Promise<void> {

@@ -1,7 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AppDeps, Env } from '../context.ts';
 
-const QUIET = new Set(['/ping', '/metrics', '/healthz']);
+/** probes, and what a dashboard page fetches every few seconds or on every load */
+const QUIET = new Set(['/ping', '/metrics', '/healthz', '/runs/:id/head', '/assets/:name']);
 
 /** One JSON log line and two metrics per request; a per-request child logger under `log`. */
 export function requestLog(deps: Pick<AppDeps, 'clock' | 'logger' | 'metrics'>): MiddlewareHandler<Env> {

@@ -43,6 +43,16 @@ describe('configFromEnv', () => {
     await expect(configFromEnv({ ...base, LISA_PRICE_PER_HOUR_USD: '-1' }, {}, noFile)).rejects.toThrow("LISA_PRICE_PER_HOUR_USD: '-1' is not a number >= 0");
   });
 
+  it('takes a dashboard session key of at least 32 characters', async () => {
+    const key = 'k'.repeat(32);
+    expect((await configFromEnv({ ...base, LISA_SESSION_KEY: ` ${key} ` }, {}, noFile)).sessionKey).toEqual(Buffer.from(key));
+    expect((await configFromEnv({ ...base, LISA_SESSION_KEY: '' }, {}, noFile)).sessionKey).toBeUndefined();
+    await expect(configFromEnv({ ...base, LISA_SESSION_KEY: 'short' }, {}, noFile)).rejects.toMatchObject({
+      code: 'SERVER_CONFIG_INVALID',
+      message: 'LISA_SESSION_KEY: 5 characters is too short a key: use at least 32 (e.g. openssl rand -hex 32)',
+    });
+  });
+
   it('needs room for a chunk under the platform limit', async () => {
     const c = await configFromEnv({ ...base, LISA_PLATFORM_TIMEOUT_SECONDS: '330', LISA_DEADLINE_MARGIN_SECONDS: '20' }, {}, noFile);
     expect([c.platformTimeoutSeconds, c.safetyMarginSeconds]).toEqual([330, 20]);

@@ -8,7 +8,7 @@ import { readRunSpec, type RunConfigInput, type RunSpec } from '../../core/store
 import { unitsPrefix } from '../../core/store/keys.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import { createRun } from '../../core/train/create-run.ts';
-import { runChunk } from '../../core/train/chunk.ts';
+import { l2Distance, runChunk } from '../../core/train/chunk.ts';
 import { materialize } from '../../core/train/run-state.ts';
 import { bytesOf, fsStore, newSources, qaLines, smallLlama, storeKinds, tinyRun, writeData, writeTinyRunInputs } from './harness.ts';
 import { periodUnits, referenceLoop } from './reference.ts';
@@ -205,6 +205,43 @@ for (const kind of storeKinds('chunks')) {
     });
   });
 }
+
+describe('update norms', () => {
+  it("each manifest records every active unit's ‖after − before‖₂, read back from the unit objects", async () => {
+    const store = await fsStore('update-norms');
+    const run = await createRun({ store, input: config({ steps: 9 }), ...newSources() });
+    for (let i = 0; i < 3; i++) await runChunk({ store, run, ...newSources() });
+    const base = await loadBaseDir(baseDir);
+    const all = new Set(unitNames(smallLlama));
+    let parent = null;
+    for (const seq of await listSeqs(store, run.id)) {
+      const m = await readManifest(store, run.id, seq);
+      const before = await materialize(store, smallLlama, base.weights, parent, all);
+      const after = await materialize(store, smallLlama, base.weights, m, all);
+      expect(Object.keys(m.unitUpdateNorms!)).toEqual(m.activeUnits);
+      for (const unit of m.activeUnits) {
+        // the unit object's tensor order, as the chunk summed them
+        const names = [...base.weights.keys()].filter((n) => unitOf(smallLlama, n) === unit);
+        let sum = 0;
+        for (const n of names) {
+          const [a, b] = [before.weights.get(n)!, after.weights.get(n)!];
+          for (let i = 0; i < a.length; i++) sum += (b[i] - a[i]) ** 2;
+        }
+        expect(m.unitUpdateNorms![unit], `chunk ${seq} ${unit}`).toBeCloseTo(Math.sqrt(sum), 14);
+        expect(m.unitUpdateNorms![unit]).toBeGreaterThan(0);
+      }
+      parent = m;
+    }
+  });
+
+  it('l2Distance sums over every pair of tensors as one vector', () => {
+    const a = new Float32Array([1, 2, 3]);
+    const b = new Float32Array([1, 5, 7]);
+    expect(l2Distance([[a, b]])).toBe(5);
+    expect(l2Distance([[a, b], [new Float32Array([0]), new Float32Array([12])]])).toBe(13);
+    expect(l2Distance([])).toBe(0);
+  });
+});
 
 describe('run creation', () => {
   it('refuses a dataset line without the mapped field, naming file:line and the field', async () => {

@@ -87,6 +87,32 @@ describe('method lora', () => {
     for (const [name, w] of ref) expect(bytesOf((stored.weights.get(name) ?? stored.adapters.get(name))!).equals(bytesOf(w)), name).toBe(true);
   });
 
+  it("each manifest records every block's adapter update norm: ‖after − before‖₂, fresh adapters before the first chunk", async () => {
+    const { store, run } = await newRun({ method: 'lora', loraRank: 2, period: 2, steps: 4 });
+    for (let i = 0; i < 2; i++) await runChunk({ store, run, ...newSources() });
+    const shapes = [...adapterShapes(smallLlama, loraConfig(run.config, smallLlama)!).keys()];
+    const adaptersAt = async (seq: number) => {
+      const { model } = await loadRunModel({ store, run, at: seq, ...newSources() });
+      const values = new Map([...model.adapters].map(([n, v]) => [n, v.dataSync() as Float32Array]));
+      model.dispose();
+      return values;
+    };
+    for (const seq of [0, 1]) {
+      const m = await readManifest(store, run.id, seq);
+      const [before, after] = [await adaptersAt(seq - 1), await adaptersAt(seq)];
+      expect(Object.keys(m.unitUpdateNorms!)).toEqual(m.activeUnits);
+      for (const unit of m.activeUnits) {
+        let sum = 0;
+        for (const n of shapes.filter((n) => n.startsWith(`model.${unit}.`))) {
+          const [a, b] = [before.get(n)!, after.get(n)!];
+          for (let i = 0; i < a.length; i++) sum += (b[i] - a[i]) ** 2;
+        }
+        expect(m.unitUpdateNorms![unit], `chunk ${seq} ${unit}`).toBeCloseTo(Math.sqrt(sum), 14);
+        expect(m.unitUpdateNorms![unit]).toBeGreaterThan(0);
+      }
+    }
+  });
+
   it('the tensor count is flat across LoRA chunks, dropout on', async () => {
     const { store, run } = await newRun({ method: 'lora', loraRank: 2, loraDropout: 0.2, period: 2, steps: 6 });
     const ctx = newSources();

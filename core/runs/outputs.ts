@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import type { ComposeSummary, RunExportSummary } from '../merge/index.ts';
+import { runPrefix } from '../store/keys.ts';
+import { getJson, NotFoundError, type ObjectStore } from '../store/object-store.ts';
+
+/**
+ * What a run's exports and compositions wrote: one small record per output, in the run's own area,
+ *
+ *   runs/{runId}/outputs/{yyyymmddhhmmssSSS}-{random}.json
+ *
+ * so listing the prefix gives them oldest first. A record is written once the output is complete,
+ * and names it without the file hashes (those are in the output itself).
+ */
+interface OutputBase {
+  createdAt: string;
+  /** the directory or store URL written */
+  out: string;
+  dtype: string;
+  /** units taken from the run(s) rather than the base */
+  units: string[];
+  files: number;
+  bytes: number;
+  seconds: number;
+}
+
+export interface ExportRecord extends OutputBase {
+  kind: 'export';
+  /** the seq exported; -1 for the base */
+  seq: number;
+  /** a delta package rather than a merged model */
+  delta: boolean;
+}
+
+export interface CompositionRecord extends OutputBase {
+  kind: 'composition';
+  method: string;
+  runs: { runId: string; seq: number; weight: number }[];
+}
+
+export type OutputRecord = ExportRecord | CompositionRecord;
+
+export const outputsPrefix = (runId: string): string => `${runPrefix(runId)}outputs/`;
+
+export function exportRecord(s: RunExportSummary, opts: { dtype?: string; delta?: boolean }, createdAt: Date): ExportRecord {
+  return { kind: 'export', createdAt: createdAt.toISOString(), out: s.out, seq: s.seq, delta: opts.delta ?? false, dtype: opts.dtype ?? 'base', ...written(s) };
+}
+
+export function compositionRecord(s: ComposeSummary, opts: { dtype?: string }, createdAt: Date): CompositionRecord {
+  return { kind: 'composition', createdAt: createdAt.toISOString(), out: s.out, method: s.method, runs: s.runs, dtype: opts.dtype ?? 'base', ...written(s) };
+}
+
+function written(s: RunExportSummary | ComposeSummary): Pick<OutputBase, 'units' | 'files' | 'bytes' | 'seconds'> {
+  return { units: s.units, files: s.files.length, bytes: s.bytes, seconds: s.seconds };
+}
+
+/** Stores a record under a fresh key (time + random, so records never collide or overwrite). */
+export async function putOutputRecord(store: ObjectStore, runId: string, record: OutputRecord, random: (n: number) => Buffer = randomBytes): Promise<string> {
+  const stamp = record.createdAt.replace(/\D/g, '').slice(0, 17);
+  const key = `${outputsPrefix(runId)}${stamp}-${random(4).toString('hex')}.json`;
+  await store.put(key, new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`));
+  return key;
+}
+
+export async function listOutputKeys(store: ObjectStore, runId: string): Promise<string[]> {
+  return (await store.list(outputsPrefix(runId))).filter((k) => k.endsWith('.json'));
+}
+
+export function readOutputRecord(store: ObjectStore, key: string): Promise<OutputRecord> {
+  return getJson<OutputRecord>(store, key, () => new NotFoundError(store.url, key));
+}
