@@ -130,7 +130,7 @@ async function composeOnBase(
   const named = runs.map((r) => ({ runId: r.run.id, sha256: r.run.base.sha256 }));
   if (shas.length > 1) throw new ComposeBaseMismatchError(opts.base, null, named);
   const sha = shas[0];
-  const verify = checkBase(base, sha, hasher, (actual) => new ComposeBaseMismatchError(opts.base, actual, named));
+  const verify = checkBase(base, sha, hasher, (actual) => new ComposeBaseMismatchError(opts.base, actual.sha256, named));
 
   const touched = new Set(runs.flatMap((r) => Object.keys(r.manifest?.units ?? {})));
   const weights = runs.map((r) => r.weight);

@@ -15,12 +15,12 @@ import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
-import { BaseChangedError } from '../train/sources.ts';
+import { BaseChangedError, baseLoadFailure } from '../train/sources.ts';
 import { readHeader, readTensorF32, writeSafetensors, type AbortableSink, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
 import { fileSink, fileSource, type ByteSource } from '../tensors/source.ts';
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { unitNames } from '../models/units.ts';
-import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
+import { baseDigests, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
@@ -92,9 +92,9 @@ export async function manifestAt(store: ObjectStore, runId: string, at?: number)
  * commits only once this resolves, so a changed base never yields a model, and the check costs
  * no extra wall time.
  */
-export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mismatch: (actual: string) => Error): Promise<void> {
-  const check = baseSha256(base, hasher).then((actual) => {
-    if (actual !== expected) throw mismatch(actual);
+export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mismatch: (actual: { sha256: string; files: Record<string, string> }) => Error): Promise<void> {
+  const check = baseDigests(base, hasher).then((actual) => {
+    if (actual.sha256 !== expected) throw mismatch(actual);
   });
   check.catch(() => undefined); // awaited by the writer; a failed export may never get there
   return check;
@@ -126,7 +126,7 @@ async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunEx
   const run = await readRunSpec(opts.store, opts.runId);
   const manifest = await manifestAt(opts.store, run.id, opts.at);
   const ref = opts.base ?? run.config.base;
-  const base = await openBaseLayout(ref, baseStore(ref, opts.openStore));
+  const base = await openBaseLayout(ref, baseStore(ref, opts.openStore)).catch(baseLoadFailure(ref, run.base));
   try {
     return await exportBase(opts, hasher, run, manifest, base);
   } finally {
@@ -136,7 +136,7 @@ async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunEx
 
 async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, manifest: ChunkManifest | null, base: BaseLayout): Promise<RunExportSummary> {
   const ref = base.ref;
-  const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base.sha256, actual));
+  const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base, actual));
   const overrides = runOverrides(opts.store, manifest, hasher);
   const seq = manifest?.seq ?? -1;
   const units = unitNames(base.spec).filter((u) => overrides.units.has(u));
@@ -330,7 +330,7 @@ async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<Expor
 }
 
 async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: DeltaInfo, base: BaseLayout): Promise<ExportSummary> {
-  const verify = checkBase(base, delta.baseSha256, hasher, (actual) => new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, actual));
+  const verify = checkBase(base, delta.baseSha256, hasher, (actual) => new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, actual.sha256));
 
   const declared = new Set(delta.units);
   const byUnit = new Map<string, string[]>();

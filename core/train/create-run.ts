@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.ts';
-import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
+import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, RUN_SPEC_VERSION, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
 import { drawPeriod } from '../lisa/samplers.ts';
 import { calibrateOutliers } from './calibrate.ts';
 import type { ResourceCache } from './resources.ts';
@@ -31,11 +31,11 @@ export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
   }
   const data = await opts.sources.prepareData(config, base);
   const spec: RunSpec = {
-    version: 1,
+    version: RUN_SPEC_VERSION,
     id,
     createdAt: (opts.now ?? new Date()).toISOString(),
     config,
-    base: { sha256: base.sha256, arch: base.spec.arch, nLayers: base.spec.nLayers },
+    base: { sha256: base.sha256, arch: base.spec.arch, nLayers: base.spec.nLayers, files: base.files },
     data: { sha256: data.sha256, examples: data.dataset.train.length, heldOut: data.dataset.heldOut.length },
   };
   if (config.sampler === 'outlier') {
