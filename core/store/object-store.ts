@@ -50,6 +50,13 @@ export interface ObjectStore {
    * after close(); abort() leaves no object.
    */
   putStream(key: string): ObjectSink;
+  /**
+   * Removes what writes under `prefix` left behind when their process died, if they started before
+   * `before`: a directory store's temp files, an S3 bucket's incomplete multipart uploads (whose
+   * parts are stored and billed). Never touches an object. Returns what it removed, as
+   * `{key} ({what})` lines for people to read.
+   */
+  sweep(prefix: string, before: Date): Promise<string[]>;
 }
 
 /**
