@@ -159,6 +159,7 @@ export const ERROR_CODES = {
   EXPORT_STORE_MISSING: 'internal',
   BASE_LAYOUT_INVALID: 'unusable-ref',
   DELTA_INVALID: 'unusable-ref',
+  DELTA_CORRUPT: 'integrity',
   DELTA_BASE_MISMATCH: 'unusable-ref',
   COMPOSE_BASE_MISMATCH: 'unusable-ref',
   MERGE_PARAMETERS_INVALID: 'input',

@@ -24,7 +24,7 @@ import { baseDigests, baseStore, openBaseLayout, type BaseLayout } from './base-
 import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
-import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
+import { explained, writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
 
 export const DELTA_FORMAT = 'lisa-delta';
 export const DELTA_FORMAT_VERSION = '1';
@@ -47,6 +47,20 @@ export class InvalidDeltaError extends LisaError {
   constructor(delta: string, why: string) {
     super('DELTA_INVALID', `delta package ${delta}: ${why}`, { delta });
   }
+}
+
+/** A delta package that no longer reads back as the file an export wrote (truncated, empty, a damaged header). */
+export class DeltaCorruptError extends LisaError {
+  constructor(delta: string, cause: LisaError) {
+    super('DELTA_CORRUPT', `delta package ${delta} is damaged: ${cause.message}`, { delta, code: cause.code }, { cause });
+  }
+}
+
+/** Reads from a delta package, turning the safetensors reader's complaints into DELTA_CORRUPT naming it. */
+function readingDelta<T>(delta: string, read: Promise<T>): Promise<T> {
+  return read.catch((err: unknown) => {
+    throw err instanceof LisaError && err.code.startsWith('SAFETENSORS_') ? new DeltaCorruptError(delta, err) : err;
+  });
 }
 
 /** Options every export shares. */
@@ -261,7 +275,7 @@ async function writeDelta(
     await out.commit();
   } catch (err) {
     await out.abort().catch(() => undefined);
-    throw err;
+    throw await explained(err, verify);
   }
   return { out: out.url, files: [basename(out.url)], bytes: written.bytes, sha256s: { [basename(out.url)]: written.sha256 }, seconds: (now() - t0) / 1000 };
 }
@@ -298,7 +312,7 @@ export async function readDeltaInfo(delta: string, openStore?: (url: string) => 
   } else {
     source = fileSource(resolve(delta));
   }
-  const header = await readHeader(source);
+  const header = await readingDelta(delta, readHeader(source));
   const m = header.metadata;
   if (m.format !== DELTA_FORMAT) throw new InvalidDeltaError(delta, `metadata format is ${JSON.stringify(m.format ?? null)}, expected "${DELTA_FORMAT}"`);
   if (m.format_version !== DELTA_FORMAT_VERSION) {
@@ -347,7 +361,7 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
     units: declared,
     async load(unit) {
       const tensors = new Map<string, Float32Array>();
-      for (const name of byUnit.get(unit) ?? []) tensors.set(name, await readTensorF32(delta.source, delta.header.tensors.get(name)!));
+      for (const name of byUnit.get(unit) ?? []) tensors.set(name, await readingDelta(opts.delta, readTensorF32(delta.source, delta.header.tensors.get(name)!)));
       return { tensors };
     },
   };
