@@ -4,6 +4,8 @@
  *   kill-fs, kill-s3   kill -9 of a `lisa chunk` process group at a seeded stage and moment (kill.ts)
  *   drain              SIGTERM during a chunk under `lisa serve` (drain.ts)
  *   net                chunks through a fault-injecting proxy in front of RGW (network.ts)
+ *   storm              32 concurrent chunk requests, 4 runs, two `lisa serve` on one RGW store (storm.ts);
+ *                      `--storms` of them (default 5), each a minute of both cores
  *
  * Trial i of a suite has seed `--seed` + i (default 1), so `--seed N --trials 1 --only kill-s3`
  * replays one. Prints one line per trial and a table; writes bench/results/faults.json.
@@ -14,17 +16,20 @@ import { parseArgs } from 'node:util';
 import { killTrial, prepareKillTrials, type StoreKind } from './kill.ts';
 import { drainTrial } from './drain.ts';
 import { networkTrial, prepareNetworkTrials } from './network.ts';
+import { storm } from './storm.ts';
+import { openStore } from '../../core/store/open.ts';
 
 // as bin/lisa.js does: the AWS SDK's notice about Node versions is noise here
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const SUITES = ['kill-fs', 'kill-s3', 'drain', 'net'] as const;
+const SUITES = ['kill-fs', 'kill-s3', 'drain', 'net', 'storm'] as const;
 type Suite = (typeof SUITES)[number];
 
 const { values } = parseArgs({
   options: {
     trials: { type: 'string', default: '20' },
     seed: { type: 'string', default: '1' },
+    storms: { type: 'string', default: '5' },
     only: { type: 'string', default: SUITES.join(',') },
   },
 });
@@ -32,7 +37,7 @@ const trials = Number(values.trials);
 const first = Number(values.seed);
 const only = values.only.split(',') as Suite[];
 for (const s of only) if (!SUITES.includes(s)) throw new Error(`--only: unknown suite ${s} (${SUITES.join(', ')})`);
-const seeds = Array.from({ length: trials }, (_, i) => first + i);
+const allSeeds = Array.from({ length: trials }, (_, i) => first + i);
 
 interface Summary {
   suite: Suite;
@@ -47,7 +52,7 @@ interface Summary {
 const summaries: Summary[] = [];
 const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
 
-async function run<T extends { seed: number; ok: boolean; error?: string }>(suite: Suite, trial: (seed: number) => Promise<T>, outcome: (t: T) => string): Promise<void> {
+async function run<T extends { seed: number; ok: boolean; error?: string }>(suite: Suite, trial: (seed: number) => Promise<T>, outcome: (t: T) => string, seeds = allSeeds): Promise<void> {
   const t0 = Date.now();
   const s: Summary = { suite, trials: 0, ok: 0, seconds: 0, outcomes: {}, failed: [] };
   for (const seed of seeds) {
@@ -79,6 +84,14 @@ if (only.includes('net')) {
   } finally {
     await setup.close();
   }
+}
+
+if (only.includes('storm')) {
+  const root = `${process.env.LISA_TEST_S3!.replace(/\/?$/, '/')}faults-storm-${Date.now()}`;
+  const stormSeeds = allSeeds.slice(0, Number(values.storms));
+  await run('storm', (seed) => storm(`${root}/${seed}`, seed), (t) => `${t.linear}/4 linear, ${t.committed} committed, ${t.conflicts} × 409, ${t.replays} replays`, stormSeeds);
+  const all = openStore(root, { env: process.env });
+  await Promise.all((await all.list('')).map((k) => all.delete(k)));
 }
 
 console.log('\nsuite     trials  ok    seconds  outcomes');
