@@ -88,7 +88,7 @@ async function setup(dir: string): Promise<void> {
   }
   const zero = { wall: 0, load: 0, train: 0, upload: 0, accelerator: 0 };
   const manifest: ChunkManifest = {
-    version: 1, runId: RUN, seq: 0, createdAt: new Date(0).toISOString(), period: 0, activeUnits: TOUCHED, units,
+    version: 1, runId: RUN, seq: 0, createdAt: new Date(0).toISOString(), method: 'lisa', period: 0, activeUnits: TOUCHED, units,
     cursor: { epoch: 0, index: 0 }, startStep: 0, globalStep: 1, losses: [0], learningRates: [0], tokens: 0, heldOut: null,
     stoppedBy: 'period', seconds: zero, bytes: { in: 0, out: 0 }, costUsd: 0,
     totals: { steps: 1, tokens: 0, seconds: 0, costUsd: 0, bytesIn: 0, bytesOut: 0 },

@@ -15,22 +15,23 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { initEngine } from '../core/engine/index.ts';
 import { observeGradNorms } from '../core/lisa/grad-norm.ts';
 import { trainingFrequency } from '../core/lisa/samplers.ts';
 import { candidateUnits } from '../core/lisa/schedule.ts';
 import { listSeqs, readManifest, type ChunkManifest } from '../core/store/manifest.ts';
 import { openStore } from '../core/store/open.ts';
-import type { RunConfigInput, RunSpec, SamplerKind } from '../core/store/run-spec.ts';
+import type { LisaConfig, RunConfigInput, RunSpec, SamplerKind } from '../core/store/run-spec.ts';
 import { runChunk } from '../core/train/chunk.ts';
 import { createRun } from '../core/train/create-run.ts';
 import { heldOutLoss } from '../core/train/evaluate.ts';
+import { isLisa } from '../core/train/method.ts';
 import { ResourceCache } from '../core/train/resources.ts';
 import { loadRunModel } from '../core/train/run-model.ts';
 import { chunkDraw, samplerOf } from '../core/train/sampling.ts';
 import { createSources } from '../core/train/sources.ts';
+import { renderSvg } from './svg.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -91,7 +92,7 @@ function secondsPer(f: () => void): number {
 }
 
 /** What choosing the units costs a chunk: its draw, and for grad-norm one state update per step. */
-function samplingCost(run: RunSpec, m: ChunkManifest, parent: ChunkManifest | null): number {
+function samplingCost(run: RunSpec<LisaConfig>, m: ChunkManifest, parent: ChunkManifest | null): number {
   const sampler = samplerOf(run);
   const draw = secondsPer(() => chunkDraw(run, m.period, parent));
   const steps = m.globalStep - m.startStep;
@@ -103,9 +104,10 @@ async function train(sampler: SamplerKind, seed: number): Promise<RunResult> {
   const store = openStore(await mkdtemp(join(tmpdir(), 'lisa-bench-sampling-')));
   const t0 = performance.now();
   const run = await createRun({ store, input: config(sampler, seed), sources, cache });
+  if (!isLisa(run)) throw new Error(`bench/sampling creates LISA runs; got method ${run.config.method}`);
   const createSeconds = (performance.now() - t0) / 1000;
   let m: ChunkManifest;
-  do m = await runChunk({ store, run: run, sources, cache });
+  do m = await runChunk({ store, run, sources, cache });
   while (m.stoppedBy !== 'run-complete');
   const chunks = await Promise.all((await listSeqs(store, run.id)).map((seq) => readManifest(store, run.id, seq)));
   const blocks = candidateUnits(run.base.nLayers, run.config.embedHead);
@@ -127,7 +129,7 @@ async function train(sampler: SamplerKind, seed: number): Promise<RunResult> {
 async function baseHeldOut(seed: number): Promise<number> {
   const store = openStore(await mkdtemp(join(tmpdir(), 'lisa-bench-sampling-')));
   const run = await createRun({ store, input: config('uniform', seed), sources, cache });
-  const rm = await loadRunModel({ store, run: run, at: -1, sources, cache });
+  const rm = await loadRunModel({ store, run, at: -1, sources, cache });
   try {
     return heldOutLoss(rm.model, rm.dataset, run.config.batchSize)!.loss;
   } finally {
@@ -193,7 +195,7 @@ async function figure(d: FigureData): Promise<string> {
       },
     ],
   };
-  return new vega.View(vega.parse(compile(chart).spec), { renderer: 'none' }).toSVG();
+  return renderSvg(chart);
 }
 
 if (args.replot) {

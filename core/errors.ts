@@ -156,6 +156,8 @@ export const ERROR_CODES = {
   EXPORT_OUTPUT_EXISTS: 'conflict',
   EXPORT_OUTPUT_INVALID: 'input',
   EXPORT_SIZE_INVALID: 'input',
+  EXPORT_OPTIONS_INVALID: 'input',
+  EXPORT_RUN_NOT_LORA: 'unprocessable',
   EXPORT_STORE_MISSING: 'internal',
   BASE_LAYOUT_INVALID: 'unusable-ref',
   DELTA_INVALID: 'unusable-ref',

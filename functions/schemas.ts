@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { CompositionRequestSchema, ExportRequestSchema, RunConfigSchema } from '../core/index.ts';
+import { CompositionRequestSchema, ExportRequestSchema, METHODS, RunConfigSchema } from '../core/index.ts';
 
 /**
  * Request and response shapes of the HTTP API. Run creation reuses core's RunConfigSchema (and
@@ -42,12 +42,13 @@ export const ChunkSummarySchema = z
     runId: z.string(),
     seq: z.number().int(),
     createdAt: z.string(),
+    method: z.enum(METHODS),
     period: z.number().int(),
     activeUnits: z.array(z.string()),
     probabilities: z
       .array(z.number())
       .nullable()
-      .openapi({ description: "the weights the period's units were drawn from, one per candidate block (null: written before samplers)" }),
+      .openapi({ description: "lisa: the weights the period's units were drawn from, one per candidate unit (null: a lora or full run, which draws nothing, or written before samplers)" }),
     unitGradNorms: z
       .record(z.string(), z.number())
       .nullable()

@@ -49,7 +49,7 @@ export function summarize(m: ChunkManifest): string {
   const first = m.losses[0];
   const last = m.losses.at(-1);
   const lines = [
-    `committed chunk ${m.seq} of run ${m.runId} (period ${m.period}, stopped by ${m.stoppedBy})`,
+    `committed chunk ${m.seq} of run ${m.runId} (${m.method}, period ${m.period}, stopped by ${m.stoppedBy})`,
     `  units     ${m.activeUnits.join(', ')}`,
     `  steps     ${m.startStep} -> ${m.globalStep}`,
     `  loss      ${first?.toFixed(4) ?? '-'} -> ${last?.toFixed(4) ?? '-'}`,

@@ -38,6 +38,7 @@ interface ExportOptions {
   dtype: ExportDtype;
   shardSize: number;
   delta?: boolean;
+  adapter?: boolean;
   base?: string;
   json?: boolean;
 }
@@ -62,6 +63,7 @@ export function register(program: Command): void {
     .addOption(dtypeOption())
     .addOption(shardOption())
     .option('--delta', 'write only the units the run changed (weights, no optimizer state) as one safetensors file')
+    .option('--adapter', "a LoRA run's adapters as Hugging Face PEFT loads them: adapter_config.json + adapter_model.safetensors")
     .option('--base <dir|s3://...>', "the run's base, when it moved since the run was created (its sha256 must still match)")
     .option('--json', 'print the summary as JSON')
     .action(async (o: ExportOptions) => {
@@ -72,10 +74,11 @@ export function register(program: Command): void {
         dtype: o.dtype,
         shardSize: o.shardSize,
         delta: o.delta,
+        adapter: o.adapter,
         base: o.base,
         onProgress: o.json ? undefined : progressLine('export'),
       });
-      const what = o.delta ? 'delta package' : 'model';
+      const what = o.adapter ? 'LoRA adapter' : o.delta ? 'delta package' : 'model';
       printSummary(summary, o.json, `${what} of run ${summary.runId} at seq ${summary.seq} (units from the run: ${summary.units.join(' ') || 'none'})`);
     });
 

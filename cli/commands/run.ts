@@ -13,6 +13,7 @@ interface CreateOptions {
   template?: string;
   seqLen?: number;
   heldOut?: number;
+  method?: 'lisa' | 'lora' | 'full';
   layers?: number;
   period?: number;
   embedHead?: 'always' | 'never' | 'sampled';
@@ -23,6 +24,10 @@ interface CreateOptions {
   gradNormDecay?: number;
   gradNormFloor?: number;
   optimizerState?: 'restore' | 'reset';
+  loraRank?: number;
+  loraAlpha?: number;
+  loraDropout?: number;
+  loraTargets?: string;
   steps?: number;
   batch?: number;
   gradAccum?: number;
@@ -51,16 +56,21 @@ export function register(program: Command): void {
     .option('--template <text>', 'prompt template with {field} placeholders')
     .option('--seq-len <n>', 'tokens per example (default: the model context)', intArg())
     .option('--held-out <n>', 'examples held out for evaluation', intArg())
-    .option('--layers <γ>', 'middle blocks trained per period', intArg())
+    .option('--method <method>', 'lisa | lora | full: what trains (default lisa)')
+    .option('--layers <γ>', 'lisa: middle blocks trained per period', intArg())
     .option('--period <K>', 'steps per sampling period', intArg())
-    .option('--embed-head <mode>', 'always | never | sampled')
-    .option('--sampler <kind>', 'uniform | weighted | outlier | grad-norm: how a period draws its blocks (default uniform)')
-    .option('--layer-probabilities <list>', 'sampler weighted: per-block sampling weights, comma separated')
-    .option('--outlier-threshold <M>', 'sampler outlier: an entry is an outlier above M times its block mean', numberArg())
-    .option('--calibration-batches <n>', 'sampler outlier: training batches run through the base at creation', intArg())
-    .option('--grad-norm-decay <β>', 'sampler grad-norm: decay of the per-block gradient-norm average', numberArg())
-    .option('--grad-norm-floor <ε>', 'sampler grad-norm: share spread evenly so no block starves', numberArg())
+    .option('--embed-head <mode>', 'lisa: always | never | sampled, when embed and head train')
+    .option('--sampler <kind>', 'lisa: uniform | weighted | outlier | grad-norm, how a period draws its blocks (default uniform)')
+    .option('--layer-probabilities <list>', 'lisa sampler weighted: per-block sampling weights, comma separated')
+    .option('--outlier-threshold <M>', 'lisa sampler outlier: an entry is an outlier above M times its block mean', numberArg())
+    .option('--calibration-batches <n>', 'lisa sampler outlier: training batches run through the base at creation', intArg())
+    .option('--grad-norm-decay <β>', 'lisa sampler grad-norm: decay of the per-block gradient-norm average', numberArg())
+    .option('--grad-norm-floor <ε>', 'lisa sampler grad-norm: share spread evenly so no block starves', numberArg())
     .option('--optimizer-state <policy>', 'restore | reset: AdamW moments of a re-sampled unit')
+    .option('--lora-rank <r>', 'lora: adapter rank', intArg())
+    .option('--lora-alpha <alpha>', 'lora: adapters scaled by alpha / r', numberArg())
+    .option('--lora-dropout <p>', "lora: dropout on the adapters' input", numberArg())
+    .option('--lora-targets <list>', 'lora: module names, comma separated (default every linear layer of the blocks)')
     .option('--steps <n>', 'total optimizer steps', intArg())
     .option('--batch <n>', 'examples per micro-batch', intArg())
     .option('--grad-accum <n>', 'micro-batches per step', intArg())
@@ -86,6 +96,7 @@ export function register(program: Command): void {
         chatTemplate: o.chatTemplate === undefined ? undefined : (await readChatTemplate(o.chatTemplate)).text,
         seqLen: o.seqLen,
         heldOut: o.heldOut,
+        method: o.method,
         activeLayers: o.layers,
         period: o.period,
         embedHead: o.embedHead,
@@ -96,6 +107,10 @@ export function register(program: Command): void {
         gradNormDecay: o.gradNormDecay,
         gradNormFloor: o.gradNormFloor,
         optimizerState: o.optimizerState,
+        loraRank: o.loraRank,
+        loraAlpha: o.loraAlpha,
+        loraDropout: o.loraDropout,
+        loraTargets: o.loraTargets?.split(',').map((t) => t.trim()),
         steps: o.steps,
         batchSize: o.batch,
         gradAccum: o.gradAccum,

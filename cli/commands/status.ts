@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { unitTraining } from '../../core/index.ts';
+import { unitTraining, type RunConfig } from '../../core/index.ts';
 import { runsFromEnv } from '../context.ts';
 
 export function register(program: Command): void {
@@ -23,7 +23,8 @@ export function register(program: Command): void {
         `run ${spec.id}  created ${spec.createdAt}`,
         `  base ${c.base} (${spec.base.arch}, ${spec.base.nLayers} layers, sha256 ${spec.base.sha256.slice(0, 12)})`,
         `  data ${c.data} (${spec.data.examples} examples, ${spec.data.heldOut} held out)`,
-        `  γ=${c.activeLayers} K=${c.period} steps=${c.steps} batch=${c.batchSize}x${c.gradAccum} lr=${c.lr} embed/head=${c.embedHead} sampler=${c.sampler} seed=${c.seed}`,
+        `  method ${methodLine(c)}`,
+        `  K=${c.period} steps=${c.steps} batch=${c.batchSize}x${c.gradAccum} lr=${c.lr} seed=${c.seed}`,
         '',
         table(
           ['seq', 'period', 'units', 'steps', 'loss', 'held-out', 'tokens', 'seconds', 'cost $'],
@@ -60,6 +61,12 @@ export function register(program: Command): void {
       );
       process.stdout.write(`${out.join('\n')}\n`);
     });
+}
+
+function methodLine(c: RunConfig): string {
+  if (c.method === 'lora') return `lora r=${c.loraRank} alpha=${c.loraAlpha} dropout=${c.loraDropout} targets=${c.loraTargets?.join(',')}`;
+  if (c.method === 'lisa') return `lisa γ=${c.activeLayers} embed/head=${c.embedHead} sampler=${c.sampler}${c.layerProbabilities ? ` p=${c.layerProbabilities.join(',')}` : ''}`;
+  return c.method;
 }
 
 function table(header: string[], rows: string[][]): string {

@@ -6,9 +6,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { LisaError } from '../errors.ts';
+import { installFusedKernels } from './fused.ts';
+import { nativeKernelsStatus } from './native.ts';
 import { installWasmOverrides } from './wasm.ts';
 
-export { setWasmOverrides, wasmOverridesEnabled } from './wasm.ts';
+export { nativeActive, setWasmOverrides, wasmOverridesEnabled } from './wasm.ts';
+export { nativeKernelsStatus, setNativeKernels } from './native.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -100,13 +103,17 @@ export async function initEngine(opts: EngineOptions = {}): Promise<BackendName>
       skipped.push(`${name} unavailable (${why})`);
       continue;
     }
-    if (name === 'wasm') installWasmOverrides();
+    if (name === 'wasm') {
+      installWasmOverrides();
+      installFusedKernels();
+    }
     // The cpu backend's first write prints "install our node backend" to the console; the log
     // line below already says which backend runs and why the faster ones did not.
     if (name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
     current = name;
     const fallback = opts.backend && opts.backend !== name ? ` instead of requested ${opts.backend}` : '';
-    log(`engine: tfjs ${tf.version_core} backend ${name}${fallback}${skipped.length ? `; ${skipped.join('; ')}` : ''}`);
+    const kernels = name === 'wasm' ? ` (${nativeKernelsStatus()})` : '';
+    log(`engine: tfjs ${tf.version_core} backend ${name}${fallback}${kernels}${skipped.length ? `; ${skipped.join('; ')}` : ''}`);
     return name;
   }
   throw new EngineError(`no tfjs backend could start: ${skipped.join('; ')}`);

@@ -1,5 +1,5 @@
 /**
- * The samplers (DESIGN.md "sampler"): how a period's γ units are drawn from its candidates.
+ * The samplers (README.md "Importance sampling"): how a period's γ units are drawn from its candidates.
  *   uniform    every candidate alike (schedule.ts's uniform draw);
  *   weighted   fixed weights from run.json: the user's layerProbabilities, or the outlier ratios the
  *              `outlier` sampler measured at run creation (outlier.ts);

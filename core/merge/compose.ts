@@ -17,9 +17,8 @@ import { readTensorF32 } from '../tensors/safetensors.ts';
 import { unitNames } from '../models/units.ts';
 import { baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { mergeTensor, MergeParameterError, type MergeMethod } from './kernels.ts';
-import { checkBase, manifestAt, modelOutput, type OutputOptions } from './export.ts';
+import { checkBase, manifestAt, modelOutput, runOverrides, type OutputOptions } from './export.ts';
 import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
-import { readUnitWeights } from './unit-weights.ts';
 import { writeModel, type ExportSummary, type UnitOverrides } from './writer.ts';
 
 export class ComposeBaseMismatchError extends LisaError {
@@ -132,7 +131,9 @@ async function composeOnBase(
   const sha = shas[0];
   const verify = checkBase(base, sha, hasher, (actual) => new ComposeBaseMismatchError(opts.base, actual.sha256, named));
 
-  const touched = new Set(runs.flatMap((r) => Object.keys(r.manifest?.units ?? {})));
+  // A LoRA run contributes its merged weights (base + its adapters' delta), like any other run.
+  const perRun = runs.map((r) => runOverrides(r.store, r.run, r.manifest, base, hasher));
+  const touched = new Set(perRun.flatMap((o) => [...o.units]));
   const weights = runs.map((r) => r.weight);
   const overrides: UnitOverrides = {
     units: touched,
@@ -144,10 +145,7 @@ async function composeOnBase(
         baseTensors.set(n, await readTensorF32(t.source, t.info));
       }
       const loaded = await Promise.all(
-        runs.map(async (r) => {
-          const ref = r.manifest?.units[unit];
-          return ref ? readUnitWeights(r.store, ref, { unit, hasher }) : { tensors: baseTensors, verified: Promise.resolve() };
-        }),
+        perRun.map((o) => (o.units.has(unit) ? o.load(unit) : { tensors: baseTensors, verified: Promise.resolve() })),
       );
       const models = loaded.map((l) => l.tensors);
       const out = new Map<string, Float32Array>();

@@ -1,6 +1,8 @@
 /**
- * Exports of a run: a merged Hugging Face model at any committed seq, or a delta package holding
- * only the units the run changed, which `applyDelta` turns back into the full model.
+ * Exports of a run: a merged Hugging Face model at any committed seq, a delta package holding
+ * only the units the run changed, which `applyDelta` turns back into the full model, or (for a
+ * LoRA run) its adapters in PEFT's layout (./lora.ts). A LoRA run's units are merged as the base
+ * with the adapters folded in, so merged models, deltas and compositions treat it like any run.
  *
  * A delta package is one safetensors file with the run's current weights of every unit it has
  * trained (replacements, not differences, so applying one is exact) and metadata:
@@ -25,6 +27,8 @@ import { dirDestination, OutputExistsError, storeDestination, syncDir, type Dest
 import { readUnitWeights } from './unit-weights.ts';
 import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
 import { explained, writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
+import { foldUnit, NotALoraRunError, writeAdapter } from './lora.ts';
+import { loraConfig } from '../train/method.ts';
 
 export const DELTA_FORMAT = 'lisa-delta';
 export const DELTA_FORMAT_VERSION = '1';
@@ -85,6 +89,8 @@ export interface ExportRunOptions extends OutputOptions {
   base?: string;
   /** write a delta package (only the changed units) instead of the merged model */
   delta?: boolean;
+  /** write a LoRA run's adapters (PEFT's adapter_config.json + adapter_model.safetensors) instead of the merged model */
+  adapter?: boolean;
 }
 
 export interface RunExportSummary extends ExportSummary {
@@ -124,11 +130,16 @@ export async function openDestination(out: string, openStore?: (url: string) => 
   return storeDestination(requireOpener(openStore, out)(out));
 }
 
-function runOverrides(store: ObjectStore, manifest: ChunkManifest | null, hasher: Hasher): UnitOverrides {
+/** The units a run changed at `manifest` and their weights: as stored, or for a LoRA run the base's with the adapters folded in. */
+export function runOverrides(store: ObjectStore, run: RunSpec, manifest: ChunkManifest | null, base: BaseLayout, hasher: Hasher): UnitOverrides {
   const refs = manifest?.units ?? {};
+  const lora = loraConfig(run.config, base.spec);
   return {
     units: new Set(Object.keys(refs)),
-    load: (unit) => readUnitWeights(store, refs[unit], { unit, hasher }),
+    async load(unit) {
+      const stored = await readUnitWeights(store, refs[unit], { unit, hasher });
+      return lora ? { tensors: await foldUnit(base, unit, stored.tensors, lora), verified: stored.verified } : stored;
+    },
   };
 }
 
@@ -137,7 +148,9 @@ export function exportRun(opts: ExportRunOptions): Promise<RunExportSummary> {
 }
 
 async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunExportSummary> {
+  if (opts.adapter && opts.delta) throw new ExportArgumentError('EXPORT_OPTIONS_INVALID', 'adapter and delta exclude each other: an export writes adapters, a delta package or a merged model', {});
   const run = await readRunSpec(opts.store, opts.runId);
+  if (opts.adapter && run.config.method !== 'lora') throw new NotALoraRunError(run.id, run.config.method);
   const manifest = await manifestAt(opts.store, run.id, opts.at);
   const ref = opts.base ?? run.config.base;
   const base = await openBaseLayout(ref, baseStore(ref, opts.openStore)).catch(baseLoadFailure(ref, run.base));
@@ -151,7 +164,7 @@ async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunEx
 async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, manifest: ChunkManifest | null, base: BaseLayout): Promise<RunExportSummary> {
   const ref = base.ref;
   const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base, actual));
-  const overrides = runOverrides(opts.store, manifest, hasher);
+  const overrides = runOverrides(opts.store, run, manifest, base, hasher);
   const seq = manifest?.seq ?? -1;
   const units = unitNames(base.spec).filter((u) => overrides.units.has(u));
   const provenance = {
@@ -163,6 +176,23 @@ async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, 
     baseSha256: run.base.sha256,
     units,
   };
+  const lora = loraConfig(run.config, base.spec);
+  if (opts.adapter && lora) {
+    const summary = await writeAdapter({
+      store: opts.store,
+      run,
+      manifest,
+      spec: base.spec,
+      lora,
+      dest: await openDestination(opts.out, opts.openStore),
+      dtype: deltaDtype('F32', opts.dtype ?? 'base'),
+      verify,
+      hasher,
+      provenance: { ...provenance, format: 'lisa-adapter' },
+      now: opts.now,
+    });
+    return { ...summary, runId: run.id, seq, units };
+  }
   if (opts.delta) {
     const summary = await writeDelta(opts, hasher, base, overrides, verify, {
       format: DELTA_FORMAT,

@@ -32,6 +32,7 @@ export const ExportRequestSchema = z
     dtype: Dtype,
     shardSize: ShardSize,
     delta: z.boolean().default(false).describe('write only the units the run changed, as one safetensors file'),
+    adapter: z.boolean().default(false).describe("a LoRA run's adapters as Hugging Face PEFT reads them (adapter_config.json, adapter_model.safetensors)"),
   })
   .strict();
 

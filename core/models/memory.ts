@@ -20,8 +20,10 @@ export const WASM_HEAP_BYTES = 4 * 1024 ** 3;
 export const WASM_USABLE_BYTES = 0.85 * WASM_HEAP_BYTES;
 
 export interface TrainingPlan {
-  /** units trained in a step (LISA: embed, head and γ layers; full: all) */
+  /** units whose base tensors a step trains (LISA: embed, head and γ layers; full: all; LoRA: none) */
   units: readonly string[];
+  /** LoRA: the adapters' values, held and trained besides the frozen base */
+  adapterValues?: number;
   batchSize: number;
   seqLen: number;
 }
@@ -35,6 +37,8 @@ export function trainingBytes(spec: ModelSpec, plan: TrainingPlan): number {
     weights += n;
     if (trained.has(unitOf(spec, name))) trainedValues += n;
   }
+  weights += plan.adapterValues ?? 0;
+  trainedValues += plan.adapterValues ?? 0;
   const positions = plan.batchSize * plan.seqLen;
   const perLayer = 10 * spec.dim + 3 * spec.hiddenDim + 2 * spec.nHeads * plan.seqLen;
   const activations = positions * (spec.nLayers * perLayer + 3 * spec.vocabSize);

@@ -1,12 +1,15 @@
 /**
- * A model = its spec + one tf.Variable per HF tensor. The trainer picks what trains by passing a
- * subset of `params` to tf.variableGrads / the optimizer, so the forward never needs to know.
+ * A model = its spec + one tf.Variable per HF tensor, and optionally LoRA adapters on its block
+ * projections (./lora.ts), added where forwards call Params.linear / Params.conv1d. The trainer
+ * picks what trains by passing a subset of `params` or `adapters` to tf.variableGrads / the
+ * optimizer, so the forward never needs to know.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LisaError } from '../errors.ts';
 import type { ModelSpec } from './config.ts';
 import { gpt2Forward } from './gpt2.ts';
 import { llamaForward } from './llama.ts';
+import { adapterShapes, dropoutMask, loraA, loraB, loraModules, type LoraConfig, type TrainingPass } from './lora.ts';
 import { conv1d, linear, maskedCrossEntropy, type KV, type Params } from './nn.ts';
 import { canonicalName, tensorShapes } from './units.ts';
 import { mulberry32 } from '../lisa/rng.ts';
@@ -30,8 +33,13 @@ export interface Model {
   spec: ModelSpec;
   /** HF tensor name -> variable (float32, HF shape). */
   params: Map<string, tf.Variable>;
-  /** tokens, targets int32 [B, T]; mask float32 [B, T] (1 = count the loss of predicting targets[b][t]). Mean masked CE. */
-  loss(tokens: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar;
+  /** LoRA adapter name (`{module}.lora_A.weight`, ...) -> variable; empty without LoRA. */
+  adapters: Map<string, tf.Variable>;
+  /**
+   * tokens, targets int32 [B, T]; mask float32 [B, T] (1 = count the loss of predicting targets[b][t]). Mean masked CE.
+   * With `pass` it is a training forward: LoRA dropout is on.
+   */
+  loss(tokens: tf.Tensor2D, targets: tf.Tensor2D, mask: tf.Tensor2D, pass?: TrainingPass): tf.Scalar;
   /** [B, T, V] */
   logits(tokens: tf.Tensor2D): tf.Tensor3D;
   decoder(): Decoder;
@@ -81,51 +89,89 @@ export type ProjectionProbe = (x: tf.Tensor2D, module: string, kind: 'linear' | 
 
 export interface ModelOptions {
   probe?: ProjectionProbe;
+  /** LoRA adapters on the block projections: their configuration and every adapter tensor */
+  lora?: { config: LoraConfig; tensors: Map<string, Float32Array> };
+}
+
+function variables(shapes: Map<string, number[]>, data: Map<string, Float32Array>): Map<string, tf.Variable> {
+  return new Map([...shapes].map(([name, shape]) => [name, tf.tidy(() => tf.variable(tf.tensor(data.get(name)!, shape, 'float32')))]));
 }
 
 export function createModel(spec: ModelSpec, weights: Map<string, Float32Array>, opts: ModelOptions = {}): Model {
-  const shapes = checkWeights(spec, weights);
-  const params = new Map<string, tf.Variable>();
-  for (const [name, shape] of shapes) {
-    params.set(name, tf.tidy(() => tf.variable(tf.tensor(weights.get(name)!, shape, 'float32'))));
-  }
+  const params = variables(checkWeights(spec, weights), weights);
+  const lora = opts.lora?.config;
+  const adapters = opts.lora ? variables(checkAdapters(spec, opts.lora.config, opts.lora.tensors), opts.lora.tensors) : new Map<string, tf.Variable>();
+  const adapted = new Set(lora ? loraModules(spec, lora.targets).map((m) => m.module) : []);
   const w = (name: string): tf.Variable => {
     const p = params.get(name);
     if (!p) throw new WeightsError(`no parameter named ${name}`, { name });
     return p;
   };
+  /**
+   * y [N, out] of a projection plus its adapter's ((dropout(x) · Aᵀ) · alpha/r) · Bᵀ, x [N, in].
+   * PEFT scales the [N, out] product; scaling the [N, r] one is the same map with one [N, out]
+   * tensor fewer on the gradient tape, where every intermediate lives until the backward ends.
+   */
+  const adapt = (x: tf.Tensor2D, y: tf.Tensor2D, module: string, pass?: TrainingPass): tf.Tensor2D => {
+    if (!lora || !adapted.has(module)) return y;
+    const [n, d] = x.shape;
+    const xd = pass && lora.dropout > 0 ? tf.mul(x, tf.tensor2d(dropoutMask(lora, module, pass, n, d), [n, d])) : x;
+    const low = tf.mul(linear(xd as tf.Tensor2D, adapters.get(loraA(module))!), lora.alpha / lora.rank) as tf.Tensor2D; // [N, r]
+    return tf.add(y, linear(low, adapters.get(loraB(module))!));
+  };
   const { probe } = opts;
-  const p: Params = {
+  const paramsFor = (pass?: TrainingPass): Params => ({
     w,
     // A projection has a bias exactly when the spec gives it one (units.ts made the parameter).
     linear: (x, module) => {
       probe?.(x, module, 'linear');
       const y = linear(x, w(`${module}.weight`));
       const bias = params.get(`${module}.bias`);
-      return bias ? tf.add(y, bias) : y;
+      return adapt(x, bias ? tf.add(y, bias) : y, module, pass);
     },
     conv1d: (x, module) => {
       probe?.(x, module, 'conv1d');
-      return conv1d(x, w(`${module}.weight`), w(`${module}.bias`));
+      return adapt(x, conv1d(x, w(`${module}.weight`), w(`${module}.bias`)), module, pass);
     },
-  };
+  });
+  const inference = paramsFor();
   const forward = FORWARDS[spec.arch];
 
   return {
     spec,
     params,
-    loss: (tokens, targets, mask) =>
+    adapters,
+    loss: (tokens, targets, mask, pass) =>
       tf.tidy(() =>
-        maskedCrossEntropy(forward(spec, p, tokens).logits, tf.reshape(targets, [-1]), tf.reshape(tf.cast(mask, 'float32'), [-1])),
+        maskedCrossEntropy(forward(spec, paramsFor(pass), tokens).logits, tf.reshape(targets, [-1]), tf.reshape(tf.cast(mask, 'float32'), [-1])),
       ),
     logits: (tokens) =>
-      tf.tidy(() => tf.reshape(forward(spec, p, tokens).logits, [tokens.shape[0], tokens.shape[1], spec.vocabSize])),
-    decoder: () => createDecoder(spec, p, forward),
+      tf.tidy(() => tf.reshape(forward(spec, inference, tokens).logits, [tokens.shape[0], tokens.shape[1], spec.vocabSize])),
+    decoder: () => createDecoder(spec, inference, forward),
     dispose: () => {
-      for (const p of params.values()) p.dispose();
+      for (const v of [...params.values(), ...adapters.values()]) v.dispose();
       params.clear();
+      adapters.clear();
     },
   };
+}
+
+/** Adapter tensors must be exactly those of the configuration, each of its shape. */
+function checkAdapters(spec: ModelSpec, lora: LoraConfig, tensors: Map<string, Float32Array>): Map<string, number[]> {
+  const shapes = adapterShapes(spec, lora);
+  const missing = [...shapes.keys()].filter((n) => !tensors.has(n));
+  const unknown = [...tensors.keys()].filter((n) => !shapes.has(n));
+  if (missing.length > 0 || unknown.length > 0) {
+    throw new WeightsError(
+      `LoRA adapters do not match rank ${lora.rank} on ${lora.targets.join(', ')}: missing [${missing.slice(0, 3).join(', ')}], unexpected [${unknown.slice(0, 3).join(', ')}]`,
+      { missing, unknown },
+    );
+  }
+  for (const [name, shape] of shapes) {
+    const got = tensors.get(name)!.length;
+    if (got !== shape[0] * shape[1]) throw new WeightsError(`adapter ${name} has ${got} values; shape [${shape.join(', ')}] needs ${shape[0] * shape[1]}`, { name, shape, got });
+  }
+  return shapes;
 }
 
 function createDecoder(spec: ModelSpec, p: Params, forward: Forward): Decoder {

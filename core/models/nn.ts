@@ -3,6 +3,7 @@
  * blocks: on wasm only 2-D products run on XNNPACK, and 2-D is what every backend likes best.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedActivation, fusedCausalAttention, fusedConv1d, fusedCrossEntropy, fusedLayerNorm, fusedRmsNorm } from '../engine/fused.ts';
 import '../engine/gradients.ts';
 
 /** Per-layer attention keys and values, [B, nKvHeads, S, headDim], S = positions so far. */
@@ -32,17 +33,21 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor): tf.Tensor2D {
 
 /** GPT-2 Conv1D: x [N, in] · W + b with W [in, out] -> [N, out]. */
 export function conv1d(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
-  return tf.add(tf.matMul(x, w as tf.Tensor2D), b);
+  return fusedConv1d(x, w, b) ?? tf.add(tf.matMul(x, w as tf.Tensor2D), b);
 }
 
-/** x [N, D] * rsqrt(mean(x^2) + eps) * w */
+/** x [N, D] * rsqrt(mean(x^2) + eps) * w (one fused kernel where the engine has it) */
 export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
+  const fused = fusedRmsNorm(x, w, eps);
+  if (fused) return fused;
   const ms = tf.mean(tf.square(x), -1, true); // [N, 1]
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
 }
 
-/** (x - mean) * rsqrt(var + eps) * w + b over the last axis of x [N, D]. */
+/** (x - mean) * rsqrt(var + eps) * w + b over the last axis of x [N, D] (fused where the engine has it). */
 export function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
+  const fused = fusedLayerNorm(x, w, b, eps);
+  if (fused) return fused;
   const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), w), b);
 }
@@ -53,7 +58,7 @@ export function embed(table: tf.Tensor, tokens: tf.Tensor2D): tf.Tensor2D {
 }
 
 export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(x, tf.sigmoid(x));
+  return fusedActivation('silu', x) ?? tf.mul(x, tf.sigmoid(x));
 }
 
 /**
@@ -62,6 +67,8 @@ export function silu(x: tf.Tensor): tf.Tensor {
  * the vectorised sigmoid and multiplies.
  */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const fused = fusedActivation('gelu', x);
+  if (fused) return fused;
   const z2 = tf.mul(tf.mul(x, tf.add(tf.mul(tf.square(x), 0.044715), 1)), 2 * Math.sqrt(2 / Math.PI));
   return tf.mul(x, tf.sigmoid(z2));
 }
@@ -81,6 +88,8 @@ function causalBias(t: number, s: number, pos0: number): tf.Tensor2D {
  * floor(h / (H / KV)), as HF's repeat_kv. Returns [B*T, H*hd] (heads concatenated per position).
  */
 export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor2D {
+  const fused = fusedCausalAttention(q, k, v);
+  if (fused) return fused;
   const [b, h, t, hd] = q.shape;
   const [, kvHeads, s] = k.shape;
   const group = h / kvHeads;
@@ -104,9 +113,12 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D):
  * (wasm's is scalar and ~7x slower than its softmax).
  */
 export function maskedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
+  const ids = tf.cast(targets, 'int32');
+  const weights = tf.div(mask, tf.maximum(tf.sum(mask), 1)) as tf.Tensor1D; // [N]
+  const fused = fusedCrossEntropy(logits, ids, weights);
+  if (fused) return fused;
   // int32 then cast: tfjs-backend-wasm 4.22's OneHot writes int bits into float32 outputs.
-  const onehot = tf.cast(tf.oneHot(tf.cast(targets, 'int32'), logits.shape[1]), 'float32'); // [N, V]
-  const weights = tf.div(mask, tf.maximum(tf.sum(mask), 1)); // [N]
+  const onehot = tf.cast(tf.oneHot(ids, logits.shape[1]), 'float32'); // [N, V]
   // Tensors the gradient needs go through save(): closures would be disposed by the caller's tidy
   // before backprop runs.
   const ce = tf.customGrad((...args) => {

@@ -11,14 +11,16 @@
  *   p ← p − (η / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
  * Scalars are computed in float64 and applied as float32. The result depends only on
  * (p, m, v, g, group.step, globalStep, cfg) and the clip factor, which is a float64 sum of the
- * per-tensor float32 squared norms in parameter-name order — so it is bitwise reproducible on
- * the cpu backend whatever order the groups arrive in, and a run split into chunks with state
- * saved as F32 in between matches one uninterrupted loop exactly.
+ * per-tensor squared norms (float32 sums; on the engine's native kernels, float32 partial sums
+ * added in float64) in parameter-name order — so it is bitwise reproducible whatever order the
+ * groups arrive in, and a run split into chunks with state saved as F32 in between matches one
+ * uninterrupted loop exactly. The engine's fused AdamW kernel rounds exactly as the ops below.
  *
  * Gradient accumulation is the caller's: pass the gradient of the loss the step should minimise
  * (e.g. GradAccumulator in ./accumulate.ts, weighting micro-batches by their share of tokens).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedAdamW, fusedSumSquares, type AdamWScalars } from '../engine/fused.ts';
 import { GradientMismatchError, NonFiniteGradientError, OptimConfigError } from './errors.ts';
 import { checkLrSchedule, learningRate, type LrSchedule } from './lr.ts';
 
@@ -90,8 +92,7 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
   checkGrads(slots, grads);
 
   const byName = [...slots].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // One read-back for all tensors: a sync per tensor would stall the backend once per parameter.
-  const sq = byName.length === 0 ? new Float32Array(0) : tf.tidy(() => tf.stack(byName.map((s) => tf.sum(tf.square(grads.get(s.name)!)))).dataSync());
+  const sq = squaredNorms(byName.map((s) => grads.get(s.name)!));
   let total = 0;
   for (const x of sq) total += x;
   const gradNorm = Math.sqrt(total);
@@ -110,25 +111,51 @@ export function adamwStep(cfg: AdamWConfig, groups: ParamGroup[], grads: Map<str
 
   for (const group of groups) {
     const t = group.step + 1;
-    const stepSize = lr / (1 - cfg.beta1 ** t);
-    const bc2Sqrt = Math.sqrt(1 - cfg.beta2 ** t);
     for (const s of group.slots) {
       const decay = cfg.weightDecay > 0 && (s.param.rank >= 2 || cfg.decayNormsAndBiases);
+      const k: AdamWScalars = {
+        clip,
+        beta1: cfg.beta1,
+        oneMinusBeta1: 1 - cfg.beta1,
+        beta2: cfg.beta2,
+        oneMinusBeta2: 1 - cfg.beta2,
+        bc2Sqrt: Math.sqrt(1 - cfg.beta2 ** t),
+        eps: cfg.eps,
+        decay: decay ? 1 - lr * cfg.weightDecay : 1,
+        stepSize: lr / (1 - cfg.beta1 ** t),
+      };
       tf.tidy(() => {
         const raw = grads.get(s.name)!;
-        const g = clip < 1 ? tf.mul(raw, clip) : raw;
-        const m = tf.add(tf.mul(s.m, cfg.beta1), tf.mul(g, 1 - cfg.beta1));
-        const v = tf.add(tf.mul(s.v, cfg.beta2), tf.mul(tf.square(g), 1 - cfg.beta2));
-        const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), cfg.eps);
-        const p = decay ? tf.mul(s.param, 1 - lr * cfg.weightDecay) : s.param;
+        const [p, m, v] = fusedAdamW(s.param, s.m, s.v, raw, k) ?? update(s.param, s.m, s.v, raw, k);
         s.m.assign(m);
         s.v.assign(v);
-        s.param.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
+        s.param.assign(p);
       });
     }
     group.step = t;
   }
   return { gradNorm, groupNorms: groupSq.map(Math.sqrt), lr };
+}
+
+/** sum(g^2) of each gradient, one pass each where the engine has a fused kernel. */
+function squaredNorms(gs: tf.Tensor[]): number[] | Float32Array {
+  const fused = gs.map(fusedSumSquares);
+  if (fused.every((x) => x !== undefined)) return fused as number[];
+  // One read-back for all tensors: a sync per tensor would stall the backend once per parameter.
+  return gs.length === 0 ? new Float32Array(0) : tf.tidy(() => tf.stack(gs.map((g) => tf.sum(tf.square(g)))).dataSync() as Float32Array);
+}
+
+/**
+ * The update in tfjs ops, each rounded to float32 (the engine's fused kernel matches it bitwise).
+ * Multiplying by a factor of 1 (no clipping, no decay) is exact, so it is skipped.
+ */
+function update(param: tf.Tensor, m0: tf.Tensor, v0: tf.Tensor, raw: tf.Tensor, k: AdamWScalars): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const g = k.clip < 1 ? tf.mul(raw, k.clip) : raw;
+  const m = tf.add(tf.mul(m0, k.beta1), tf.mul(g, k.oneMinusBeta1));
+  const v = tf.add(tf.mul(v0, k.beta2), tf.mul(tf.square(g), k.oneMinusBeta2));
+  const denom = tf.add(tf.div(tf.sqrt(v), k.bc2Sqrt), k.eps);
+  const p = k.decay !== 1 ? tf.mul(param, k.decay) : param;
+  return [tf.sub(p, tf.mul(tf.div(m, denom), k.stepSize)), m, v];
 }
 
 function checkGrads(slots: ParamSlot[], grads: Map<string, tf.Tensor>): void {

@@ -1,12 +1,12 @@
 import { trainingFrequency, type UnitFrequency } from '../lisa/samplers.ts';
-import { candidateUnits } from '../lisa/schedule.ts';
 import type { ChunkManifest } from '../store/manifest.ts';
 import type { RunSpec } from '../store/run-spec.ts';
+import { runUnits } from '../train/method.ts';
 
 /**
  * A manifest without its unit map (object keys and hashes are the store's business, not a
- * caller's) or the grad-norm sampler's state; what a period drew from is null in manifests written
- * before samplers.
+ * caller's) or the grad-norm sampler's state; what a period drew from is null for lora and full
+ * runs, which draw nothing, and in manifests written before samplers.
  */
 export type ChunkSummary = Omit<ChunkManifest, 'version' | 'units' | 'probabilities' | 'unitGradNorms' | 'gradNormEma'> & {
   probabilities: number[] | null;
@@ -36,6 +36,7 @@ export function chunkSummary(m: ChunkManifest): ChunkSummary {
     runId: m.runId,
     seq: m.seq,
     createdAt: m.createdAt,
+    method: m.method,
     period: m.period,
     activeUnits: m.activeUnits,
     probabilities: m.probabilities ?? null,
@@ -67,10 +68,10 @@ export function runStatus(spec: RunSpec, head: ChunkManifest | null): RunStatus 
 }
 
 /**
- * How often each unit the run draws from has trained (periods, steps), in unit order, from its
- * chunks in seq order; a manifest's probabilities are in the same order.
+ * How often each unit the run trains from has trained (periods, steps), in unit order, from its
+ * chunks in seq order; a LISA manifest's probabilities are in the same order.
  */
 export function unitTraining(spec: RunSpec, chunks: readonly ChunkManifest[]): Record<string, UnitFrequency> {
   const frequency = trainingFrequency(chunks);
-  return Object.fromEntries(candidateUnits(spec.base.nLayers, spec.config.embedHead).map((u) => [u, frequency.get(u) ?? { periods: 0, steps: 0 }]));
+  return Object.fromEntries(runUnits(spec).map((u) => [u, frequency.get(u) ?? { periods: 0, steps: 0 }]));
 }

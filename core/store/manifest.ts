@@ -4,6 +4,7 @@ import { CorruptObjectError, type ObjectStore } from './object-store.ts';
 import { sha256Hex } from '../tensors/hashing.ts';
 import { chunksPrefix, manifestKey, seqOfManifestKey, unitsPrefix } from './keys.ts';
 import { encodeRecord, getRecord, type RecordRules } from './records.ts';
+import { METHODS, type Method } from './run-spec.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
 export interface UnitRef {
@@ -33,12 +34,14 @@ export interface ChunkManifest {
   runId: string;
   seq: number;
   createdAt: string;
+  /** the run's method (what activeUnits' objects hold: base tensors, or LoRA adapters); manifests from before methods are read as lisa */
+  method: Method;
   period: number;
   activeUnits: string[];
   /**
    * The weights the period's units were drawn from, one per candidate in unit order (the blocks,
    * or embed, blocks, head under embedHead 'sampled'), summing to 1. Absent in manifests written
-   * before samplers.
+   * before samplers, and in lora and full runs' manifests, which draw nothing.
    */
   probabilities?: number[];
   /** L2 norm of each active unit's gradient before clipping, mean over this chunk's steps (absent before samplers) */
@@ -98,6 +101,7 @@ const ManifestSchema = z.looseObject({
   runId: z.string(),
   seq: Count,
   createdAt: z.iso.datetime(),
+  method: z.enum(METHODS).optional(),
   period: Count,
   activeUnits: z.array(z.string()),
   probabilities: z.array(z.number().min(0)).optional(),
@@ -119,7 +123,8 @@ const ManifestSchema = z.looseObject({
 });
 
 // the schema describes the interface: a field added to one and not the other fails to compile here
-const fits: (m: z.output<typeof ManifestSchema>) => ChunkManifest = (m) => m;
+// (method is the one readManifest fills in: manifests from before methods have none)
+const fits: (m: z.output<typeof ManifestSchema>) => ChunkManifest = (m) => ({ ...m, method: m.method ?? 'lisa' });
 void fits;
 
 /** The checks a manifest read from chunks/{seq}.json of run `runId` passes. */
@@ -147,7 +152,8 @@ export async function listSeqs(store: ObjectStore, runId: string): Promise<numbe
 }
 
 export async function readManifest(store: ObjectStore, runId: string, seq: number): Promise<ChunkManifest> {
-  return getRecord(store, manifestKey(runId, seq), manifestRules(runId, seq), () => new ManifestNotFoundError(runId, seq));
+  const m = await getRecord(store, manifestKey(runId, seq), manifestRules(runId, seq), () => new ManifestNotFoundError(runId, seq));
+  return { ...m, method: m.method ?? 'lisa' };
 }
 
 /** The latest committed manifest, or null for a run with no chunk yet. */

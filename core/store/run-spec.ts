@@ -4,8 +4,34 @@ import type { ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
 import { encodeRecord, getRecord } from './records.ts';
 
+/** How a run chooses what trains (docs/design-notes.md "Methods"). */
+export const METHODS = ['lisa', 'lora', 'full'] as const;
+export type Method = (typeof METHODS)[number];
+
 export const SAMPLERS = ['uniform', 'weighted', 'outlier', 'grad-norm'] as const;
 export type SamplerKind = (typeof SAMPLERS)[number];
+
+/** The method each method-specific option belongs to; naming it for another method is an error. */
+const METHOD_OPTIONS = {
+  activeLayers: 'lisa',
+  embedHead: 'lisa',
+  sampler: 'lisa',
+  layerProbabilities: 'lisa',
+  outlierThreshold: 'lisa',
+  calibrationBatches: 'lisa',
+  gradNormDecay: 'lisa',
+  gradNormFloor: 'lisa',
+  loraRank: 'lora',
+  loraAlpha: 'lora',
+  loraDropout: 'lora',
+  loraTargets: 'lora',
+} as const satisfies Record<string, Method>;
+
+/** Defaults of the method options, filled in for the run's own method (loraTargets: every target of the base's arch, at creation). */
+export const METHOD_DEFAULTS = {
+  lisa: { activeLayers: 2, embedHead: 'always' },
+  lora: { loraRank: 8, loraAlpha: 16, loraDropout: 0 },
+} as const;
 
 /** The sampler each sampler option belongs to; naming it for another sampler is an error. */
 const SAMPLER_OPTIONS = {
@@ -26,7 +52,9 @@ export const SAMPLER_DEFAULTS = {
 
 /**
  * What a user chooses when creating a run. One schema serves the CLI, the HTTP API (and its
- * OpenAPI document) and the stored run.json, so defaults live in exactly one place.
+ * OpenAPI document) and the stored run.json, so defaults live in exactly one place: the fields
+ * every method reads carry zod defaults; a method's own options (METHOD_DEFAULTS) get theirs only
+ * when the run uses that method, so run.json never shows an option the run ignores.
  */
 export const RunConfigSchema = z
   .object({
@@ -38,37 +66,46 @@ export const RunConfigSchema = z
     chatTemplate: z.string().optional().describe("chat: a Jinja chat template used instead of the base's tokenizer_config.json chat_template"),
     seqLen: z.number().int().positive().optional().describe("tokens per example; default the model's context"),
     heldOut: z.number().int().min(0).default(0).describe('examples held out for evaluation'),
-    activeLayers: z.number().int().min(0).default(2).describe('γ: middle blocks trained per period'),
-    period: z.number().int().positive().default(10).describe('K: steps per sampling period'),
-    embedHead: z.enum(['always', 'never', 'sampled']).default('always'),
+    method: z.enum(METHODS).default('lisa').describe('what trains: lisa (sampled blocks + embed/head), lora (adapters on every block), full (every unit)'),
+    activeLayers: z.number().int().min(0).optional().describe(`lisa: γ, middle blocks trained per period (default ${METHOD_DEFAULTS.lisa.activeLayers})`),
+    period: z.number().int().positive().default(10).describe('K: steps per sampling period, and per chunk'),
+    embedHead: z.enum(['always', 'never', 'sampled']).optional().describe(`lisa: when embed and head train (default ${METHOD_DEFAULTS.lisa.embedHead})`),
     sampler: z
       .enum(SAMPLERS)
       .optional()
-      .describe("how a period draws its blocks; default 'weighted' when layerProbabilities is given, else 'uniform'"),
-    layerProbabilities: z.array(z.number().min(0)).optional().describe("sampler 'weighted': per-block sampling weights {p_l}"),
+      .describe("lisa: how a period draws its blocks; default 'weighted' when layerProbabilities is given, else 'uniform'"),
+    layerProbabilities: z.array(z.number().min(0)).optional().describe("lisa, sampler 'weighted': per-block sampling weights {p_l}"),
     outlierThreshold: z
       .number()
       .positive()
       .optional()
-      .describe(`sampler 'outlier': M, an entry is an outlier above M times its block's mean |W|·‖X‖ (default ${SAMPLER_DEFAULTS.outlierThreshold})`),
+      .describe(`lisa, sampler 'outlier': M, an entry is an outlier above M times its block's mean |W|·‖X‖ (default ${SAMPLER_DEFAULTS.outlierThreshold})`),
     calibrationBatches: z
       .number()
       .int()
       .positive()
       .optional()
-      .describe(`sampler 'outlier': training batches run through the base to measure ‖X‖ (default ${SAMPLER_DEFAULTS.calibrationBatches})`),
+      .describe(`lisa, sampler 'outlier': training batches run through the base to measure ‖X‖ (default ${SAMPLER_DEFAULTS.calibrationBatches})`),
     gradNormDecay: z
       .number()
       .min(0)
       .lt(1)
       .optional()
-      .describe(`sampler 'grad-norm': β of the per-block moving average of gradient norms (default ${SAMPLER_DEFAULTS.gradNormDecay})`),
+      .describe(`lisa, sampler 'grad-norm': β of the per-block moving average of gradient norms (default ${SAMPLER_DEFAULTS.gradNormDecay})`),
     gradNormFloor: z
       .number()
       .gt(0)
       .max(1)
       .optional()
-      .describe(`sampler 'grad-norm': ε, the share spread evenly so every block keeps ≥ ε/N (default ${SAMPLER_DEFAULTS.gradNormFloor})`),
+      .describe(`lisa, sampler 'grad-norm': ε, the share spread evenly so every block keeps ≥ ε/N (default ${SAMPLER_DEFAULTS.gradNormFloor})`),
+    loraRank: z.number().int().positive().optional().describe(`lora: rank r of every adapter (default ${METHOD_DEFAULTS.lora.loraRank})`),
+    loraAlpha: z.number().positive().optional().describe(`lora: alpha; adapters are scaled by alpha / r (default ${METHOD_DEFAULTS.lora.loraAlpha})`),
+    loraDropout: z.number().min(0).lt(1).optional().describe(`lora: dropout on the adapters' input (default ${METHOD_DEFAULTS.lora.loraDropout})`),
+    loraTargets: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('lora: module names to adapt, e.g. q_proj, v_proj (llama) or c_attn (gpt2); default every linear layer of the blocks'),
     optimizerState: z.enum(['restore', 'reset']).default('restore').describe('m and v of a re-sampled unit'),
     steps: z.number().int().positive().default(100).describe('total optimizer steps of the run'),
     batchSize: z.number().int().positive().default(8),
@@ -89,20 +126,25 @@ export const RunConfigSchema = z
   .strict();
 
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
-/** A parsed config: the sampler is always named, its options filled with their defaults. */
-export type RunConfig = z.output<typeof RunConfigSchema> & { sampler: SamplerKind };
+type ParsedConfig = z.output<typeof RunConfigSchema>;
+/** A LISA run's config: γ, embed/head and the sampler always named, the sampler's options filled with their defaults. */
+export type LisaConfig = ParsedConfig & { method: 'lisa'; activeLayers: number; embedHead: NonNullable<ParsedConfig['embedHead']>; sampler: SamplerKind };
+/** A LoRA run's config: rank, alpha and dropout filled with their defaults, the targets written out at creation. */
+export type LoraRunConfig = ParsedConfig & { method: 'lora'; loraRank: number; loraAlpha: number; loraDropout: number };
+/** A parsed config: only the run's own method's options, with their defaults. */
+export type RunConfig = LisaConfig | LoraRunConfig | (ParsedConfig & { method: 'full' });
 
 /** The immutable run.json: the config with its defaults applied, and what the refs resolved to. */
-export interface RunSpec {
+export interface RunSpec<C extends RunConfig = RunConfig> {
   /** 2: written with a checksum (records.ts); 1: written before checksums */
   version: 1 | 2;
   id: string;
   createdAt: string;
-  config: RunConfig;
+  config: C;
   /** `files`: the sha256 of each weight file (absent in runs created before it was recorded), so a changed file is named */
   base: { sha256: string; arch: string; nLayers: number; files?: Record<string, string> };
   data: { sha256: string; examples: number; heldOut: number };
-  /** sampler 'outlier': what calibration measured, one ratio D_l per block (core/lisa/outlier.ts) */
+  /** lisa sampler 'outlier': what calibration measured, one ratio D_l per block (core/lisa/outlier.ts) */
   outlier?: OutlierCalibration;
 }
 
@@ -148,15 +190,40 @@ export function parseRunConfig(input: unknown): RunConfig {
   if (!parsed.success) {
     throw new InvalidRunConfigError(parsed.error.issues.map((i) => ({ path: i.path.length ? i.path.join('.') : '(config)', message: i.message })));
   }
-  return withSampler(parsed.data);
+  return withMethod(parsed.data);
 }
 
 /**
- * Names the sampler (runs created before samplers existed have none: 'weighted' when they carry
- * layerProbabilities, else 'uniform', which is what they drew) and fills its options' defaults.
- * An option of another sampler, or 'weighted' without its probabilities, is RUN_CONFIG_INVALID.
+ * Fills the defaults of the run's method's options; an option of another method is
+ * RUN_CONFIG_INVALID naming it. run.json written before methods existed names none: a LISA run.
  */
-export function withSampler(config: z.output<typeof RunConfigSchema>): RunConfig {
+export function withMethod(config: Omit<ParsedConfig, 'method'> & { method?: Method }): RunConfig {
+  const method = config.method ?? 'lisa';
+  const problems: ConfigProblem[] = [];
+  for (const [option, owner] of Object.entries(METHOD_OPTIONS)) {
+    if (owner !== method && config[option as keyof typeof METHOD_OPTIONS] !== undefined) {
+      problems.push({ path: option, message: `applies to method ${owner} only; this run's method is ${method}` });
+    }
+  }
+  if (problems.length > 0) throw new InvalidRunConfigError(problems);
+  if (method === 'lisa') {
+    const d = METHOD_DEFAULTS.lisa;
+    return withSampler({ ...config, method, activeLayers: config.activeLayers ?? d.activeLayers, embedHead: config.embedHead ?? d.embedHead });
+  }
+  if (method === 'lora') {
+    const d = METHOD_DEFAULTS.lora;
+    return { ...config, method, loraRank: config.loraRank ?? d.loraRank, loraAlpha: config.loraAlpha ?? d.loraAlpha, loraDropout: config.loraDropout ?? d.loraDropout };
+  }
+  return { ...config, method };
+}
+
+/**
+ * Names a LISA run's sampler (runs created before samplers existed have none: 'weighted' when they
+ * carry layerProbabilities, else 'uniform', which is what they drew) and fills its options'
+ * defaults. An option of another sampler, or 'weighted' without its probabilities, is
+ * RUN_CONFIG_INVALID.
+ */
+function withSampler(config: Omit<LisaConfig, 'sampler'> & { sampler?: SamplerKind }): LisaConfig {
   const sampler = config.sampler ?? (config.layerProbabilities ? 'weighted' : 'uniform');
   const problems: ConfigProblem[] = [];
   for (const [option, owner] of Object.entries(SAMPLER_OPTIONS)) {
@@ -219,7 +286,7 @@ export async function readRunSpec(store: ObjectStore, runId: string): Promise<Ru
     check: (s: z.output<typeof RunSpecSchema>) => {
       if (s.id !== runId) return `it describes run '${s.id}', not '${runId}'`;
       try {
-        withSampler(s.config);
+        withMethod(s.config);
       } catch (err) {
         return (err as Error).message;
       }
@@ -227,5 +294,5 @@ export async function readRunSpec(store: ObjectStore, runId: string): Promise<Ru
     },
   };
   const spec = await getRecord(store, runSpecKey(runId), rules, () => new RunNotFoundError(runId, store.url));
-  return { ...spec, config: withSampler(spec.config) };
+  return { ...spec, config: withMethod(spec.config) };
 }

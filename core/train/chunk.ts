@@ -20,14 +20,13 @@ import {
 } from '../store/manifest.ts';
 import type { RunSpec } from '../store/run-spec.ts';
 import { putUnitObject } from '../store/unit-object.ts';
-import { createModel, type Model } from '../models/model.ts';
-import { unitOf } from '../models/units.ts';
+import type { Model } from '../models/model.ts';
 import { checkTrainingFits } from '../models/memory.ts';
-import type { ModelSpec } from '../models/config.ts';
 import { materialize, type RunWeights } from './run-state.ts';
+import { createRunModel, isLisa, periodDraw, trainingPlan, unitVariables } from './method.ts';
 import type { ResourceCache } from './resources.ts';
 import { openRunInputs, type Sources } from './sources.ts';
-import { chunkDraw, samplerOf } from './sampling.ts';
+import { samplerOf } from './sampling.ts';
 import type { PreparedDataset } from '../data/index.ts';
 
 export interface StepEvent {
@@ -102,11 +101,12 @@ export function adamwConfig(run: RunSpec): AdamWConfig {
 }
 
 /**
- * One function invocation = (the rest of) one LISA period: read the head manifest, rebuild the
- * model from the base and the run's units, train the period's units from the data cursor, upload
- * only those units (weights + AdamW m, v) and commit the next manifest with an exclusive create.
+ * One function invocation = (the rest of) one period: read the head manifest, rebuild the model
+ * from the base and the run's units, train the period's units (./method.ts: LISA's sampled units,
+ * every unit, or every block's LoRA adapters) from the data cursor, upload only those units
+ * (their trained tensors + AdamW m, v) and commit the next manifest with an exclusive create.
  * A chunk that stops early at its deadline leaves the rest of the period to the next chunk, which
- * samples the same units, so the schedule is the same however the run is cut into chunks.
+ * trains the same units, so the schedule is the same however the run is cut into chunks.
  */
 export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const now = opts.now ?? Date.now;
@@ -125,19 +125,19 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
 
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const period = Math.floor(startStep / c.period);
-  const draw = chunkDraw(run, period, parent);
+  const draw = periodDraw(run, period, parent);
   const active = draw.units;
   // Before any weight enters the engine: a model too big for its heap fails here, not mid-step.
-  checkTrainingFits(base.spec, { units: active, batchSize: c.batchSize, seqLen: dataset.seqLen }, tf.getBackend(), `run '${runId}' on ${c.base}`);
+  checkTrainingFits(base.spec, trainingPlan(run, base.spec, active, dataset.seqLen), tf.getBackend(), `run '${runId}' on ${c.base}`);
   const state = await materialize(store, base.spec, base.weights, parent, new Set(active));
   const stepsPlanned = Math.min((period + 1) * c.period, c.steps) - startStep;
   const tLoaded = now();
 
-  const model = createModel(base.spec, state.weights);
+  const model = createRunModel(run, base.spec, state);
   // Under `reset` a unit keeps its moments only within one period, which may span chunks cut by deadlines.
   const periodStart = period * c.period;
   const keep = new Set(active.filter((u) => c.optimizerState === 'restore' || (parent?.units[u]?.step ?? 0) > periodStart));
-  const groups = optimizerGroups(model, base.spec, active, state, keep);
+  const groups = optimizerGroups(unitVariables(run, model, active), state, keep);
   const cfg = adamwConfig(run);
   const losses: number[] = [];
   const learningRates: number[] = [];
@@ -149,7 +149,7 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const seq = parent ? parent.seq + 1 : 0;
   const attempt = randomBytes(4).toString('hex');
   const objects: UploadedUnit[] = [];
-  const sampler = samplerOf(run);
+  const sampler = isLisa(run) ? samplerOf(run) : undefined;
   let gradNormEma = parent?.gradNormEma ?? {};
   const normSums = new Map(groups.map((g) => [g.unit, 0]));
   let tTrained: number;
@@ -174,7 +174,7 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
       learningRates.push(step.lr);
       const norms = Object.fromEntries(groups.map((g, k) => [g.unit, step.groupNorms[k]]));
       for (const g of groups) normSums.set(g.unit, normSums.get(g.unit)! + norms[g.unit]);
-      if (sampler.kind === 'grad-norm') gradNormEma = observeGradNorms(gradNormEma, norms, sampler.decay);
+      if (sampler?.kind === 'grad-norm') gradNormEma = observeGradNorms(gradNormEma, norms, sampler.decay);
       slowestStepMs = Math.max(slowestStepMs, now() - tStep);
       opts.onStep?.({
         step: startStep + i + 1,
@@ -218,11 +218,13 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
     runId,
     seq,
     createdAt: new Date(tUploaded).toISOString(),
+    method: c.method,
     period,
     activeUnits: active,
-    probabilities: draw.probabilities,
+    // lisa only: lora and full runs draw nothing, so their manifests have no probabilities
+    ...(draw.probabilities ? { probabilities: draw.probabilities } : {}),
     unitGradNorms: Object.fromEntries([...normSums].map(([u, sum]) => [u, sum / losses.length])),
-    ...(sampler.kind === 'grad-norm' ? { gradNormEma } : {}),
+    ...(sampler?.kind === 'grad-norm' ? { gradNormEma } : {}),
     units,
     cursor,
     startStep,
@@ -272,7 +274,8 @@ interface StepResult {
 /**
  * One optimizer step over gradAccum micro-batches. Each micro-batch's gradient is weighted by
  * its share of the step's loss tokens, so the step follows the token-mean loss of the whole batch.
- * Only the active units' variables are differentiated: frozen units get no weight gradients.
+ * Only the groups' variables are differentiated: frozen units (and a LoRA run's base) get no
+ * weight gradients.
  */
 function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset: PreparedDataset, start: Cursor, run: RunSpec, globalStep: number): StepResult {
   const { batchSize, gradAccum } = run.config;
@@ -290,7 +293,7 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
   let loss = 0;
   let tokens = 0;
   try {
-    for (const batch of batches) {
+    for (const [microBatch, batch] of batches.entries()) {
       const weight = total === 0 ? 1 / batches.length : batch.lossTokens / total;
       const { value, grads } = tf.tidy(() =>
         tf.variableGrads(
@@ -299,6 +302,7 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
               tf.tensor2d(batch.tokens, undefined, 'int32'),
               tf.tensor2d(batch.targets, undefined, 'int32'),
               tf.tensor2d(batch.mask, undefined, 'float32'),
+              { step: globalStep, microBatch },
             ),
           varList,
         ),
@@ -321,12 +325,11 @@ function trainStep(model: Model, groups: ParamGroup[], cfg: AdamWConfig, dataset
 }
 
 /**
- * AdamW groups for the active units, with m and v restored from the run's latest objects for the
- * units in `keep`, zero for the others and for units never trained. Frozen units get no state.
+ * AdamW groups for the active units' variables, with m and v restored from the run's latest
+ * objects for the units in `keep`, zero for the others and for units never trained. Frozen units
+ * get no state.
  */
-function optimizerGroups(model: Model, spec: ModelSpec, active: string[], state: RunWeights, keep: ReadonlySet<string>): ParamGroup[] {
-  const params = new Map<string, Array<[string, tf.Variable]>>(active.map((u) => [u, []]));
-  for (const [name, param] of model.params) params.get(unitOf(spec, name))?.push([name, param]);
+function optimizerGroups(params: Map<string, Array<[string, tf.Variable]>>, state: RunWeights, keep: ReadonlySet<string>): ParamGroup[] {
   const groups: ParamGroup[] = [];
   try {
     for (const [unit, list] of params) {

@@ -1,8 +1,9 @@
 import type { ObjectStore } from '../store/object-store.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import type { RunSpec } from '../store/run-spec.ts';
-import { createModel, type Model } from '../models/model.ts';
+import type { Model } from '../models/model.ts';
 import { materialize } from './run-state.ts';
+import { createRunModel } from './method.ts';
 import { openRunInputs, type Sources } from './sources.ts';
 import type { LoadedBase, ResourceCache } from './resources.ts';
 import type { PreparedDataset } from '../data/index.ts';
@@ -32,6 +33,6 @@ export async function loadRunModel(opts: {
   const { base, dataset } = await openRunInputs(run, opts.sources, opts.cache);
   const manifest =
     opts.at === undefined ? await headManifest(opts.store, run.id) : opts.at < 0 ? null : await readManifest(opts.store, run.id, opts.at);
-  const { weights } = await materialize(opts.store, base.spec, base.weights, manifest, new Set());
-  return { run, manifest, base, dataset, model: createModel(base.spec, weights) };
+  const state = await materialize(opts.store, base.spec, base.weights, manifest, new Set());
+  return { run, manifest, base, dataset, model: createRunModel(run, base.spec, state) };
 }

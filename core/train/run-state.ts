@@ -3,6 +3,7 @@ import type { ObjectStore } from '../store/object-store.ts';
 import { getVerified, type ChunkManifest } from '../store/manifest.ts';
 import { decodeUnitObject, InvalidUnitObjectError } from '../store/unit-object.ts';
 import { unitOf } from '../models/units.ts';
+import { adapterModule, adapterUnit } from '../models/lora.ts';
 import type { ModelSpec } from '../models/config.ts';
 
 export interface AdamState {
@@ -10,9 +11,14 @@ export interface AdamState {
   v: Float32Array;
 }
 
-/** A run's weights at one manifest: the frozen base overlaid with every unit the run has touched. */
+/**
+ * A run's weights at one manifest: the frozen base overlaid with every unit the run has touched,
+ * and the LoRA adapters its units hold (a LoRA run's unit objects hold adapters, never base tensors).
+ */
 export interface RunWeights {
   weights: Map<string, Float32Array>;
+  /** adapter name -> weights, for the units that hold adapters */
+  adapters: Map<string, Float32Array>;
   /** AdamW moments, only for the tensors of the units asked for */
   adam: Map<string, AdamState>;
   /** each touched unit's own AdamW step count */
@@ -32,6 +38,7 @@ export async function materialize(
   concurrency = 8,
 ): Promise<RunWeights> {
   const weights = new Map(baseWeights);
+  const adapters = new Map<string, Float32Array>();
   const adam = new Map<string, AdamState>();
   const adamSteps = new Map<string, number>();
   const queue = new PQueue({ concurrency });
@@ -42,16 +49,25 @@ export async function materialize(
         const obj = await decodeUnitObject(ref.key, await getVerified(store, ref));
         adamSteps.set(obj.unit, obj.adamStep);
         for (const t of obj.tensors) {
-          // A unit object must hold exactly the tensors of its unit in the base's shapes.
-          const baseTensor = weights.get(t.name);
-          if (unitOf(spec, t.name) !== obj.unit || !baseTensor || baseTensor.length !== t.weight.length) {
-            throw new InvalidUnitObjectError(ref.key, `tensor ${t.name} does not belong to unit ${obj.unit} of this base`);
+          // A unit object must hold tensors of its unit: the base's in the base's shapes, or adapters
+          // (whose shapes the model checks against the run's LoRA configuration).
+          const module = adapterModule(t.name);
+          if (module !== null) {
+            if (!weights.has(`${module}.weight`) || adapterUnit(spec, t.name) !== obj.unit) {
+              throw new InvalidUnitObjectError(ref.key, `adapter ${t.name} does not belong to unit ${obj.unit} of this base`);
+            }
+            adapters.set(t.name, t.weight);
+          } else {
+            const baseTensor = weights.get(t.name);
+            if (unitOf(spec, t.name) !== obj.unit || !baseTensor || baseTensor.length !== t.weight.length) {
+              throw new InvalidUnitObjectError(ref.key, `tensor ${t.name} does not belong to unit ${obj.unit} of this base`);
+            }
+            weights.set(t.name, t.weight);
           }
-          weights.set(t.name, t.weight);
           if (keepAdamFor.has(obj.unit)) adam.set(t.name, { m: t.m, v: t.v });
         }
       }),
     ),
   );
-  return { weights, adam, adamSteps };
+  return { weights, adapters, adam, adamSteps };
 }

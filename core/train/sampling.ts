@@ -1,5 +1,5 @@
 /**
- * A run's sampler in core/lisa's terms, and the draw of the period a chunk trains.
+ * A LISA run's sampler in core/lisa's terms, and the draw of the period a chunk trains.
  *
  * A chunk that starts a period draws it: uniform, weighted and outlier from run.json alone;
  * grad-norm from the gradient-norm state the parent manifest carries (grad-norm.ts). A chunk that
@@ -11,7 +11,9 @@ import { LisaError } from '../errors.ts';
 import { drawPeriod, type PeriodDraw, type SamplerSpec } from '../lisa/samplers.ts';
 import type { ScheduleConfig } from '../lisa/schedule.ts';
 import type { ChunkManifest } from '../store/manifest.ts';
-import type { RunSpec } from '../store/run-spec.ts';
+import type { LisaConfig, RunSpec } from '../store/run-spec.ts';
+
+type LisaRun = RunSpec<LisaConfig>;
 
 export class SamplerHistoryError extends LisaError {
   constructor(runId: string, seq: number) {
@@ -30,12 +32,12 @@ export class RunSpecSamplerError extends LisaError {
   }
 }
 
-export function scheduleOf(run: RunSpec): Omit<ScheduleConfig, 'probabilities'> {
+export function scheduleOf(run: LisaRun): Omit<ScheduleConfig, 'probabilities'> {
   const c = run.config;
   return { nLayers: run.base.nLayers, activeLayers: c.activeLayers, embedHead: c.embedHead, seed: c.seed };
 }
 
-export function samplerOf(run: RunSpec): SamplerSpec {
+export function samplerOf(run: LisaRun): SamplerSpec {
   const c = run.config;
   switch (c.sampler) {
     case 'uniform':
@@ -51,7 +53,7 @@ export function samplerOf(run: RunSpec): SamplerSpec {
 }
 
 /** The units and probabilities of `period` for a chunk whose parent is `parent` (null: the first). */
-export function chunkDraw(run: RunSpec, period: number, parent: ChunkManifest | null): PeriodDraw {
+export function chunkDraw(run: LisaRun, period: number, parent: ChunkManifest | null): PeriodDraw {
   const sampler = samplerOf(run);
   if (sampler.kind !== 'grad-norm') return drawPeriod(scheduleOf(run), sampler, period);
   if (parent && (parent.gradNormEma === undefined || parent.probabilities === undefined)) throw new SamplerHistoryError(run.id, parent.seq);

@@ -11,7 +11,7 @@ export function exportRoutes() {
     createRoute({
       method: 'post',
       path: '/v1/runs/{id}/exports',
-      summary: 'write the run (at a committed seq) as a merged Hugging Face model, or as a delta package',
+      summary: "write the run (at a committed seq) as a merged Hugging Face model, a delta package, or a LoRA run's PEFT adapter",
       description: "Synchronous: it must finish within the platform request limit. The output must be a new or empty location in the tenant's exports area.",
       security,
       request: { params: RunIdParam, body: { content: { 'application/json': { schema: ExportRequestBody } }, required: true } },

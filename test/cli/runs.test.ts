@@ -9,7 +9,7 @@ const root = new URL('../../', import.meta.url).pathname;
 function lisa(...args: string[]) {
   const r = spawnSync('node', ['bin/lisa.js', ...args], { cwd: root, encoding: 'utf8', timeout: 300_000, env: { ...process.env, LISA_BACKEND: 'wasm' } });
   // The engine logs its backend choice on stderr once; the rest of stderr is the command's own.
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^engine: tfjs [\d.]+ backend wasm\n/, '') };
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^engine: tfjs [\d.]+ backend wasm[^\n]*\n/, '') };
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'lisa-cli-'));
@@ -30,7 +30,7 @@ describe('lisa run create / chunk / status / generate / gc', () => {
 
     const first = lisa('chunk', '--store', store, '--run', 'cli-run');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/^committed chunk 0 of run cli-run \(period 0, stopped by period\)\n {2}units {5}embed, layers\.\d, head\n {2}steps {5}0 -> 2\n/);
+    expect(first.stdout).toMatch(/^committed chunk 0 of run cli-run \(lisa, period 0, stopped by period\)\n {2}units {5}embed, layers\.\d, head\n {2}steps {5}0 -> 2\n/);
     const second = lisa('chunk', '--store', store, '--run', 'cli-run', '--json', '--price-per-hour', '3.6');
     expect(second.code).toBe(0);
     const m = JSON.parse(second.stdout);
@@ -63,6 +63,20 @@ describe('lisa run create / chunk / status / generate / gc', () => {
 
     const gc = lisa('gc', '--store', store, '--run', 'cli-run', '--json');
     expect(JSON.parse(gc.stdout)).toMatchObject({ deleted: [], pending: [] });
+  });
+
+  it('--method lora: status and chunks name the method, export --adapter writes the PEFT pair; a LoRA option on a LISA run is refused', () => {
+    const create = lisa('run', 'create', '--store', store, '--base', 'models/stories260K', '--data', data, '--fields', 'question,answer', '--seq-len', '48', '--period', '2', '--steps', '2', '--batch', '2', '--method', 'lora', '--lora-rank', '2', '--lora-alpha', '4', '--lora-targets', 'q_proj,v_proj', '--id', 'cli-lora');
+    expect([create.code, create.stderr, create.stdout]).toEqual([0, '', 'cli-lora\n']);
+    const chunk = lisa('chunk', '--store', store, '--run', 'cli-lora');
+    expect(chunk.stdout).toMatch(/^committed chunk 0 of run cli-lora \(lora, period 0, stopped by run-complete\)\n {2}units {5}layers\.0, layers\.1, layers\.2, layers\.3, layers\.4\n/);
+    expect(lisa('status', '--store', store, '--run', 'cli-lora').stdout).toContain('\n  method lora r=2 alpha=4 dropout=0 targets=q_proj,v_proj\n');
+    const out = join(tmp, 'adapter');
+    const exported = lisa('export', '--store', store, '--run', 'cli-lora', '--adapter', '--out', out);
+    expect(exported.code).toBe(0);
+    expect(exported.stdout.split('\n')[0]).toBe(`LoRA adapter of run cli-lora at seq 0 (units from the run: layers.0 layers.1 layers.2 layers.3 layers.4) -> ${out}`);
+    const bad = lisa('run', 'create', '--store', store, '--base', 'models/stories260K', '--data', data, '--fields', 'question,answer', '--lora-rank', '4');
+    expect([bad.code, bad.stderr]).toEqual([1, "error RUN_CONFIG_INVALID: invalid run config: loraRank: applies to method lora only; this run's method is lisa\n"]);
   });
 
   it('prints errors as one line with their code, and the stack only with --verbose', () => {

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { initEngine, setWasmOverrides, type BackendName } from '../../core/engine/index.ts';
+import { initEngine, nativeKernelsStatus, setNativeKernels, setWasmOverrides, type BackendName } from '../../core/engine/index.ts';
 
 async function onBoth<T>(f: () => T): Promise<{ cpu: T; wasm: T }> {
   await tf.setBackend('cpu');
@@ -38,7 +38,9 @@ describe('initEngine', () => {
     expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
     expect(logs).toHaveLength(1);
-    expect(logs[0]).toBe('engine: tfjs 4.22.0 backend wasm; tensorflow unavailable (@tensorflow/tfjs-node-gpu not installed; @tensorflow/tfjs-node not installed)');
+    expect(logs[0]).toBe(
+      `engine: tfjs 4.22.0 backend wasm (${nativeKernelsStatus()}); tensorflow unavailable (@tensorflow/tfjs-node-gpu not installed; @tensorflow/tfjs-node not installed)`,
+    );
     expect(await initEngine({ log: (m) => logs.push(m) })).toBe('wasm');
     expect(logs).toHaveLength(1);
   });
@@ -71,12 +73,17 @@ describe('wasm kernels installed by the engine', () => {
       [[2, 7, 5], [2, 7, 3], true, false],
       [[2, 5, 7], [2, 3, 7], false, true],
       [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
+      [[2, 7, 5], [7, 3], true, false],
+      [[5, 7], [2, 7, 3], false, false],
+      [[1, 0], [0, 4], false, false],
       // Inner dimension over several K slices (64 / 128): accumulated into C.
       [[3, 600], [600, 5], false, false],
       [[600, 3], [5, 600], true, true],
     ];
-    for (const on of [true, false]) {
+    // The stock kernel, our SIMD GEMM and native OpenBLAS (where built).
+    for (const [on, native] of [[false, false], [true, false], [true, true]]) {
       setWasmOverrides(on);
+      setNativeKernels(native);
       for (const [sa, sb, ta, tb] of cases) {
         const a = rand(sa);
         const b = rand(sb);
@@ -89,6 +96,7 @@ describe('wasm kernels installed by the engine', () => {
       }
     }
     setWasmOverrides(true);
+    setNativeKernels(true);
   });
 
   it('UnsortedSegmentSum (tf.gather gradient) equals cpu, dropping out-of-range ids', async () => {
@@ -101,6 +109,76 @@ describe('wasm kernels installed by the engine', () => {
     wasm.forEach((v, i) => expect(v).toBeCloseTo(cpu[i], 6));
     await tf.setBackend('wasm');
     expect(Array.from(tf.unsortedSegmentSum(tf.tensor1d([1, 2, 4]), tf.tensor1d([0, 7, 0], 'int32'), 2).dataSync())).toEqual([5, 0]);
+  });
+
+  it('SplitV and GatherV2 equal cpu on every axis, and GatherV2 still refuses an index out of range', async () => {
+    await initEngine({ backend: 'wasm' });
+    const x = rand([4, 6, 6]);
+    for (const [sizes, axis] of [[3, -1], [[2, 4], 1], [[1, 3], 0], [[5, 0, 1], 1]] as const) {
+      const { cpu, wasm } = await onBoth(() => tf.split(tf.tensor(x, [4, 6, 6]), sizes as number | number[], axis).map((t) => ({ shape: t.shape, data: Array.from(t.dataSync()) })));
+      expect(wasm).toEqual(cpu);
+    }
+    const ids = [3, 0, 3, 1];
+    for (const axis of [0, 1]) {
+      const { cpu, wasm } = await onBoth(() => {
+        const y = tf.gather(tf.tensor(x, [4, 6, 6]), tf.tensor1d(ids, 'int32'), axis);
+        return { shape: y.shape, data: Array.from(y.dataSync()) };
+      });
+      expect(wasm).toEqual(cpu);
+    }
+    expect(() => tf.gather(tf.tensor(x, [4, 6, 6]), tf.tensor1d([4], 'int32'))).toThrow('GatherV2: the index value 4 is not in [0, 3]');
+  });
+
+  it('Multiply with broadcasting and Transpose equal cpu bitwise, native kernels on and off', async () => {
+    await initEngine({ backend: 'wasm' });
+    const products: [number[], number[]][] = [
+      [[2, 3, 4, 5], [1, 3, 1, 5]],
+      [[1, 3, 1, 5], [2, 3, 4, 5]],
+      [[3, 5], [5]],
+      [[3, 5], [3, 1]],
+      [[2, 3, 4], []],
+      [[4], [4]],
+      [[2, 1, 4, 1], [1, 3, 1, 6]],
+    ];
+    const perms: [number[], number[]][] = [
+      [[2, 3, 4, 5], [0, 2, 1, 3]],
+      [[2, 3, 4, 5], [2, 0, 1, 3]],
+      [[3, 4, 5], [1, 0, 2]],
+      [[4, 5], [1, 0]],
+      [[2, 3, 4, 5], [0, 1, 3, 2]],
+    ];
+    for (const native of [true, false]) {
+      setNativeKernels(native);
+      for (const [sa, sb] of products) {
+        const [a, b] = [rand(sa), rand(sb)];
+        const { cpu, wasm } = await onBoth(() => {
+          const y = tf.mul(tf.tensor(a, sa), tf.tensor(b, sb));
+          return { shape: y.shape, data: Array.from(y.dataSync()) };
+        });
+        expect(wasm, `${sa} * ${sb}`).toEqual(cpu);
+      }
+      for (const [shape, perm] of perms) {
+        const x = rand(shape);
+        const { cpu, wasm } = await onBoth(() => {
+          const y = tf.transpose(tf.tensor(x, shape), perm);
+          return { shape: y.shape, data: Array.from(y.dataSync()) };
+        });
+        expect(wasm, `${shape} by ${perm}`).toEqual(cpu);
+      }
+    }
+    setNativeKernels(true);
+  });
+
+  it('a Cast to the same dtype shares the buffer; to another dtype it converts', async () => {
+    await initEngine({ backend: 'wasm' });
+    const x = tf.tensor1d([1.7, -1.7, 2.5]);
+    const buffers = tf.backend().numDataIds();
+    const same = tf.cast(x, 'float32');
+    expect(tf.backend().numDataIds()).toBe(buffers);
+    expect(Array.from(same.dataSync())).toEqual(Array.from(x.dataSync()));
+    same.dispose();
+    expect(Array.from(x.dataSync())).toEqual([Math.fround(1.7), Math.fround(-1.7), 2.5]);
+    expect(Array.from(tf.cast(x, 'int32').dataSync())).toEqual([1, -1, 2]);
   });
 
   it('OneHot with a float dtype holds 0/1 floats', async () => {

@@ -125,6 +125,7 @@ export async function fuzzTargets(scratch: string): Promise<FuzzTarget[]> {
     runId: 'fuzz',
     seq: 0,
     createdAt: '2026-01-01T00:00:00.000Z',
+    method: 'lisa',
     period: 0,
     activeUnits: ['layer0'],
     units: { layer0: { key: 'runs/fuzz/units/layer0/00000000-a.safetensors', sha256: 'a'.repeat(64), bytes: 10, seq: 0, step: 2, adamStep: 2 } },

@@ -4,7 +4,7 @@ import { PrefixedStore } from '../../core/store/prefixed.ts';
 import { ChunkRunner } from '../../functions/chunks.ts';
 import { createMetrics } from '../../functions/metrics.ts';
 import { Registry } from 'prom-client';
-import { BACKENDS, harness, type Harness, type Response, type Server } from './harness.ts';
+import { BACKENDS, harness, MODEL_DIR, type Harness, type Response, type Server } from './harness.ts';
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const t0 = Date.now();
@@ -191,6 +191,8 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
       ['POST', '/v1/runs/bad.id/chunks', {}, 400, 'RUN_ID_INVALID'],
       ['POST', '/v1/runs', { body: { base: 'x', data: 'y', extra: 'x'.repeat(70_000) } }, 413, 'REQUEST_TOO_LARGE'],
       ['POST', '/v1/runs', { body: { base: h.out('no-such-model'), data: h.data } }, 422, 'REF_NOT_FOUND'],
+      ['POST', `/v1/runs/${id}/exports`, { body: { out: h.out('adapter'), adapter: true } }, 422, 'EXPORT_RUN_NOT_LORA'],
+      ['POST', `/v1/runs/${id}/exports`, { body: { out: h.out('both'), adapter: true, delta: true } }, 400, 'EXPORT_OPTIONS_INVALID'],
       ['POST', `/v1/runs/${id}/exports`, { body: { out: `${h.dir}/x`, dtype: 'fp8' } }, 400, 'REQUEST_INVALID', 'dtype'],
       ['POST', '/v1/compositions', { body: { base: 'b', runs: [], method: 'average', out: 'o' } }, 400, 'REQUEST_INVALID', 'method'],
       ['GET', '/v1/runs/run-does-not-exist', {}, 404, 'RUN_NOT_FOUND'],
@@ -213,8 +215,31 @@ describe.each(BACKENDS)('HTTP chunks ($name store)', (backend) => {
       'RUN_CONFIG_INVALID',
       "invalid run config: gradNormFloor: belongs to sampler 'grad-norm', but this run's sampler is 'uniform'",
     ]);
+    // a lisa option (TINY_RUN's activeLayers, a sampler's) on a run of another method names each one
+    const otherMethod = await h.createRun(a, { method: 'full', gradNormFloor: 0.5 });
+    expect([otherMethod.status, otherMethod.json.error.code, otherMethod.json.error.message]).toEqual([
+      400,
+      'RUN_CONFIG_INVALID',
+      "invalid run config: activeLayers: applies to method lisa only; this run's method is full; gradNormFloor: applies to method lisa only; this run's method is full",
+    ]);
     expect(await h.seqs(id)).toEqual([]);
     await healthy(a);
+  });
+
+  it('a LoRA run: chunks upload the blocks\' adapters and draw nothing, the adapter export is PEFT\'s pair of files', async () => {
+    const created = await h.request(a, 'POST', '/v1/runs', {
+      body: { base: MODEL_DIR, data: h.data, fields: ['question', 'answer'], seqLen: 32, batchSize: 2, period: 2, steps: 4, method: 'lora', loraRank: 2 },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect(created.json.config).toMatchObject({ method: 'lora', loraRank: 2, loraAlpha: 16, loraDropout: 0 });
+    expect(created.json.config).not.toHaveProperty('sampler');
+    const c = await chunk(a, created.json.id);
+    expect(c.status, c.text).toBe(201);
+    expect([c.json.method, c.json.activeUnits, c.json.probabilities]).toEqual(['lora', ['layers.0', 'layers.1', 'layers.2', 'layers.3', 'layers.4'], null]);
+    const out = h.out(`adapter-${backend.name}`);
+    const e = await h.request(a, 'POST', `/v1/runs/${created.json.id}/exports`, { body: { out, adapter: true } });
+    expect(e.status, e.text).toBe(201);
+    expect([...e.json.files].sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'lisa-export.json']);
   });
 
   it('/ping says 204 while initializing and chunks wait with 503 SERVER_NOT_READY', async () => {

@@ -13,12 +13,17 @@ describe('graceful shutdown', () => {
     const created = await h.createRun(server);
     const id = created.json.id;
     h.gate.armed = true;
+    const inFlight = async (n: number) => {
+      for (let i = 0; (await h.request(server, 'GET', '/healthz', { token: null })).json.chunksInFlight < n; i++) {
+        if (i > 1000) throw new Error(`${n} chunks never started`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    // one after the other: two requests sent at once may arrive in either order
     const running = h.request(server, 'POST', `/v1/runs/${id}/chunks`);
+    await inFlight(1);
     const queued = h.request(server, 'POST', `/v1/runs/${id}/chunks`);
-    for (let i = 0; (await h.request(server, 'GET', '/healthz', { token: null })).json.chunksInFlight < 2; i++) {
-      if (i > 1000) throw new Error('chunks never started');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await inFlight(2);
     const stopped = server.running.shutdown(20_000);
     // the load balancer is told at once; the app still answers on connections already open
     const ping = await server.lisa.app.request('/ping');

@@ -83,7 +83,10 @@ describe('OpenAPI document', () => {
     expect(cfg.required.sort()).toEqual(['base', 'data']);
     expect(cfg.additionalProperties).toBe(false);
     expect(cfg.properties.period).toMatchObject({ type: 'integer', default: 10, exclusiveMinimum: 0 });
-    expect(cfg.properties.embedHead).toMatchObject({ enum: ['always', 'never', 'sampled'], default: 'always' });
+    expect(cfg.properties.method).toMatchObject({ enum: ['lisa', 'lora', 'full'], default: 'lisa' });
+    // a method's own options get their defaults only on runs of that method
+    expect(cfg.properties.embedHead).toEqual({ type: 'string', enum: ['always', 'never', 'sampled'], description: 'lisa: when embed and head train (default always)' });
+    expect(cfg.properties.loraRank).toMatchObject({ type: 'integer', description: 'lora: rank r of every adapter (default 8)' });
     expect(Object.keys(cfg.properties)).toContain('maxCostUsd');
     const summary = doc.components.schemas.ChunkSummary;
     expect(summary.required).toEqual(expect.arrayContaining(['seq', 'startStep', 'globalStep', 'costUsd', 'totals']));

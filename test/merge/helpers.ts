@@ -13,6 +13,7 @@ import { parseRunConfig, putRunSpec, type RunSpec } from '../../core/store/run-s
 import { encodeUnitObject } from '../../core/store/unit-object.ts';
 import { unitKey } from '../../core/store/keys.ts';
 import { mulberry32 } from '../../core/lisa/rng.ts';
+import { adapterShapes, adapterUnit, LORA_TARGETS, type LoraConfig } from '../../core/models/lora.ts';
 
 /** Untied llama, so 'head' holds lm_head.weight as well as the final norm. */
 export const TINY: ModelSpec = {
@@ -97,6 +98,42 @@ export async function makeRun(
   return history;
 }
 
+/**
+ * A LoRA run written straight into the store: one chunk whose unit objects hold seeded adapters
+ * (A and B both non-zero) of every block. Returns the run's adapters by name.
+ */
+export async function makeLoraRun(
+  store: ObjectStore,
+  runId: string,
+  baseDir: string,
+  base: { sha256: string },
+  spec: ModelSpec,
+  lora: Pick<LoraConfig, 'rank' | 'alpha'> & { targets?: string[] },
+  seed = 9,
+): Promise<Map<string, Float32Array>> {
+  const targets = lora.targets ?? [...LORA_TARGETS[spec.arch]];
+  const config = parseRunConfig({ base: baseDir, data: 'unused.jsonl', method: 'lora', loraRank: lora.rank, loraAlpha: lora.alpha, loraTargets: targets });
+  await putRunSpec(store, { version: 1, id: runId, createdAt: '2025-01-01T00:00:00.000Z', config, base: { sha256: base.sha256, arch: spec.arch, nLayers: spec.nLayers }, data: { sha256: '0'.repeat(64), examples: 0, heldOut: 0 } });
+  const rng = mulberry32(seed);
+  const adapters = new Map<string, Float32Array>();
+  const byUnit = new Map<string, Array<{ name: string; shape: number[]; weight: Float32Array; m: Float32Array; v: Float32Array }>>();
+  for (const [name, shape] of adapterShapes(spec, { ...lora, targets, dropout: 0, seed: 0 })) {
+    const weight = Float32Array.from({ length: shape[0] * shape[1] }, () => (rng.next() - 0.5) * 0.5);
+    adapters.set(name, weight);
+    const unit = adapterUnit(spec, name);
+    byUnit.set(unit, [...(byUnit.get(unit) ?? []), { name, shape, weight, m: weight.map((x) => x * 0.1), v: weight.map((x) => x * x) }]);
+  }
+  const units: Record<string, UnitRef> = {};
+  for (const [unit, tensors] of byUnit) {
+    const body = await encodeUnitObject({ unit, adamStep: 1, tensors }, { runId, seq: '0' });
+    const key = unitKey(runId, unit, 0, 'test');
+    await store.put(key, body);
+    units[unit] = { key, sha256: sha256Hex(body), bytes: body.length, seq: 0, step: 2, adamStep: 1 };
+  }
+  await commitManifest(store, { ...manifest(runId, 0, [...byUnit.keys()], units), method: 'lora' });
+  return adapters;
+}
+
 function manifest(runId: string, seq: number, active: string[], units: Record<string, UnitRef>): ChunkManifest {
   const zeroSeconds = { wall: 0, load: 0, train: 0, upload: 0, accelerator: 0 };
   return {
@@ -104,6 +141,7 @@ function manifest(runId: string, seq: number, active: string[], units: Record<st
     runId,
     seq,
     createdAt: '2025-01-01T00:00:00.000Z',
+    method: 'lisa',
     period: seq,
     activeUnits: active,
     units,

@@ -3,7 +3,7 @@ import { CompositionRequestSchema, ExportRequestSchema, parseSize } from '../../
 
 describe('request bodies', () => {
   it('parse sizes to bytes and fill defaults', () => {
-    expect(ExportRequestSchema.parse({ out: 's3://b/m', shardSize: '500MB' })).toEqual({ out: 's3://b/m', dtype: 'base', shardSize: 500_000_000, delta: false });
+    expect(ExportRequestSchema.parse({ out: 's3://b/m', shardSize: '500MB' })).toEqual({ out: 's3://b/m', dtype: 'base', shardSize: 500_000_000, delta: false, adapter: false });
     expect(CompositionRequestSchema.parse({ base: 'b', runs: [{ id: 'a', at: 2 }], method: 'dare', density: 0.3, out: 'o' })).toEqual({
       base: 'b',
       runs: [{ id: 'a', weight: 1, at: 2 }],

@@ -53,3 +53,26 @@ describe('parseRunConfig: the sampler', () => {
     expect(paths({ sampler: 'importance' as never })).toEqual(['sampler']);
   });
 });
+
+describe('parseRunConfig: the method', () => {
+  it("refuses LISA's options, its sampler's included, on lora and full runs, naming each option", () => {
+    expect(problems({ method: 'lora', sampler: 'grad-norm', gradNormDecay: 0.5 })).toEqual([
+      { path: 'sampler', message: "applies to method lisa only; this run's method is lora" },
+      { path: 'gradNormDecay', message: "applies to method lisa only; this run's method is lora" },
+    ]);
+    expect(problems({ method: 'full', layerProbabilities: [1, 1], outlierThreshold: 2, loraRank: 2 })).toEqual([
+      { path: 'layerProbabilities', message: "applies to method lisa only; this run's method is full" },
+      { path: 'outlierThreshold', message: "applies to method lisa only; this run's method is full" },
+      { path: 'loraRank', message: "applies to method lora only; this run's method is full" },
+    ]);
+  });
+
+  it('fills only the run\'s own method\'s defaults: lora and full name no sampler', () => {
+    const full = parseRunConfig({ ...base, method: 'full' });
+    expect([full.method, full.sampler, full.activeLayers, full.embedHead, full.loraRank]).toEqual(['full', undefined, undefined, undefined, undefined]);
+    const lora = parseRunConfig({ ...base, method: 'lora' });
+    expect([lora.sampler, lora.activeLayers, lora.loraRank, lora.loraAlpha, lora.loraDropout]).toEqual([undefined, undefined, 8, 16, 0]);
+    const lisa = parseRunConfig(base);
+    expect([lisa.method, lisa.sampler, lisa.activeLayers, lisa.embedHead, lisa.loraRank]).toEqual(['lisa', 'uniform', 2, 'always', undefined]);
+  });
+});

@@ -44,7 +44,7 @@ describe.each(FAMILIES)('%s', (family) => {
       ...newSources(),
     });
     expect(run.base.arch).toBe(family === 'llama3' ? 'llama' : family);
-    for (let i = 0; i < 2; i++) await runChunk({ store, run: run, ...newSources() });
+    for (let i = 0; i < 2; i++) await runChunk({ store, run, ...newSources() });
     const head = (await headManifest(store, run.id))!;
     const ref = await referenceLoop(run, 4);
     const stored = await materialize(store, ref.base.spec, ref.base.weights, head, new Set(unitNames(ref.base.spec)));

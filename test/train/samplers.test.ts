@@ -85,7 +85,7 @@ describe('samplers, run by run', () => {
     );
     expect(run.outlier!.ratios).toEqual(expected);
     expect(run.outlier!.tokens).toBe(examples.reduce((n, e) => n + e.ids.length - 1, 0));
-    const m = await runChunk({ store, run: run, ...newSources() });
+    const m = await runChunk({ store, run, ...newSources() });
     const total = expected.reduce((a, b) => a + b, 0);
     expect(m.probabilities).toEqual(expected.map((r) => r / total));
   });
@@ -130,10 +130,10 @@ describe('samplers, run by run', () => {
 
   it('grad-norm: a committed chunk without its gradient-norm state stops the run with SAMPLER_HISTORY_MISSING', async () => {
     const { store, run } = await newRun({ sampler: 'grad-norm' });
-    const m = await runChunk({ store, run: run, ...newSources() });
+    const m = await runChunk({ store, run, ...newSources() });
     delete m.gradNormEma;
     await store.put(manifestKey(run.id, 0), new TextEncoder().encode(JSON.stringify(m)));
-    const err = await runChunk({ store, run: run, ...newSources() }).catch((e) => e);
+    const err = await runChunk({ store, run, ...newSources() }).catch((e) => e);
     expect(err).toMatchObject({ code: 'SAMPLER_HISTORY_MISSING', details: { runId: run.id, seq: 0 } });
     expect(err.message).toContain(`run '${run.id}' samples by gradient norm, but its chunk 0 records no gradNormEma`);
     expect(await listSeqs(store, run.id)).toEqual([0]);
