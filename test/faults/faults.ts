@@ -17,7 +17,7 @@ import { killTrial, prepareKillTrials, type StoreKind } from './kill.ts';
 import { drainTrial } from './drain.ts';
 import { networkTrial, prepareNetworkTrials } from './network.ts';
 import { storm } from './storm.ts';
-import { openStore } from '../../core/store/open.ts';
+import { clearPrefix } from './s3-inputs.ts';
 
 // as bin/lisa.js does: the AWS SDK's notice about Node versions is noise here
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -90,8 +90,7 @@ if (only.includes('storm')) {
   const root = `${process.env.LISA_TEST_S3!.replace(/\/?$/, '/')}faults-storm-${Date.now()}`;
   const stormSeeds = allSeeds.slice(0, Number(values.storms));
   await run('storm', (seed) => storm(`${root}/${seed}`, seed), (t) => `${t.linear}/4 linear, ${t.committed} committed, ${t.conflicts} × 409, ${t.replays} replays`, stormSeeds);
-  const all = openStore(root, { env: process.env });
-  await Promise.all((await all.list('')).map((k) => all.delete(k)));
+  await clearPrefix(root);
 }
 
 console.log('\nsuite     trials  ok    seconds  outcomes');

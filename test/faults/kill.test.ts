@@ -5,39 +5,31 @@
  * (kill.ts, drain.ts); a failure prints the seed to replay with `npm run faults -- --seed N`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killTrial, prepareKillTrials, type KillSetup } from './kill.ts';
+import { killTrial, prepareKillTrials, type KillSetup, type StoreKind } from './kill.ts';
 import { drainTrial } from './drain.ts';
 
-describe('kill -9 on the directory store', () => {
-  let setup: KillSetup;
-  beforeAll(async () => {
-    setup = await prepareKillTrials('fs');
-  });
-  afterAll(() => setup.close());
+const STORES: Array<{ kind: StoreKind; name: string; enabled: boolean }> = [
+  { kind: 'fs', name: 'the directory store', enabled: true },
+  { kind: 's3', name: 'Ceph RGW', enabled: Boolean(process.env.LISA_TEST_S3) },
+];
 
-  // seed 1 targets the commit, seed 3 the upload (mulberry32 draws the stage)
-  for (const seed of [1, 3]) {
-    it(`seed ${seed}: the head verifies, gc removes exactly the orphans, the next chunk resumes`, async () => {
-      const trial = await killTrial(setup, seed);
-      expect(trial, trial.error).toMatchObject({ ok: true });
+for (const { kind, name, enabled } of STORES) {
+  describe.runIf(enabled)(`kill -9 on ${name}`, () => {
+    let setup: KillSetup;
+    beforeAll(async () => {
+      setup = await prepareKillTrials(kind);
     });
-  }
-});
+    afterAll(() => setup.close());
 
-describe.runIf(process.env.LISA_TEST_S3)('kill -9 on Ceph RGW', () => {
-  let setup: KillSetup;
-  beforeAll(async () => {
-    setup = await prepareKillTrials('s3');
+    // seed 1 targets the commit, seed 3 the upload (mulberry32 draws the stage)
+    for (const seed of [1, 3]) {
+      it(`seed ${seed}: the head verifies, gc removes exactly the orphans, the next chunk resumes`, async () => {
+        const trial = await killTrial(setup, seed);
+        expect(trial, trial.error).toMatchObject({ ok: true });
+      });
+    }
   });
-  afterAll(() => setup.close());
-
-  for (const seed of [1, 3]) {
-    it(`seed ${seed}: the head verifies, gc removes exactly the orphans, the next chunk resumes`, async () => {
-      const trial = await killTrial(setup, seed);
-      expect(trial, trial.error).toMatchObject({ ok: true });
-    });
-  }
-});
+}
 
 describe('SIGTERM under lisa serve', () => {
   for (const seed of [1, 2]) {

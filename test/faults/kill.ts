@@ -30,10 +30,11 @@ import { openStore } from '../../core/store/open.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
 import type { RunConfigInput } from '../../core/store/run-spec.ts';
 import { s3ClientConfig } from '../../core/store/s3-store.ts';
-import { qaLines, tempDir, writeData } from '../train/harness.ts';
+import { qaLines, tempDir, tinyRun, writeData } from '../train/harness.ts';
 import { checkRun, unreferencedUnits } from './invariants.ts';
 import { killGroup, REPO, spawnLisa, type LisaProcess } from './processes.ts';
 import { FaultProxy, type Fault, type ProxiedRequest } from './proxy.ts';
+import { clearPrefix, s3Inputs } from './s3-inputs.ts';
 
 export const STAGES = ['load', 'train', 'upload', 'commit'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -44,18 +45,7 @@ const MAX_PRE = 2;
 const pad = (seq: number): string => String(seq).padStart(8, '0');
 
 /** stories260K on 40 short questions: 3 steps a chunk, about 1 s of training on 2 busy cores. */
-const config = (base: string, data: string): RunConfigInput => ({
-  base,
-  data,
-  fields: ['question', 'answer'],
-  seqLen: 48,
-  activeLayers: 2,
-  period: 3,
-  steps: 300,
-  batchSize: 2,
-  lr: 1e-3,
-  seed: 11,
-});
+const config = (base: string, data: string): RunConfigInput => tinyRun(base, data, { period: 3, steps: 300, batchSize: 2, lr: 1e-3, warmupSteps: 0, seed: 11 });
 
 export interface KillSetup {
   kind: StoreKind;
@@ -100,26 +90,15 @@ export async function prepareKillTrials(kind: StoreKind): Promise<KillSetup> {
   let newStore: KillSetup['newStore'];
   let upstream: KillSetup['upstream'] = null;
   if (kind === 's3') {
-    const root = process.env.LISA_TEST_S3;
-    const endpoint = process.env.AWS_ENDPOINT_URL_S3;
-    if (!root || !endpoint) throw new Error('S3 kill trials need LISA_TEST_S3 and AWS_ENDPOINT_URL_S3: run them through infra/local-s3/with-s3.sh');
-    const prefix = `${root.replace(/\/?$/, '/')}faults-kill-${Date.now()}`;
-    const inputs = openStore(`${prefix}/inputs`, { env: process.env });
-    const model = join(REPO, 'models/stories260K');
-    for (const name of await readdir(model)) await inputs.put(`stories260K/${name}`, await readFile(join(model, name)));
-    await inputs.put('qa.jsonl', await readFile(local.data));
-    refs = { base: `${prefix}/inputs/stories260K`, data: `${prefix}/inputs/qa.jsonl` };
-    const url = new URL(endpoint);
-    upstream = { host: url.hostname, port: Number(url.port) };
+    const s3 = await s3Inputs('kill', await readFile(local.data));
+    refs = s3;
+    upstream = s3.upstream;
     let n = 0;
     newStore = async (label) => {
-      const storeUrl = `${prefix}/${label}-${n++}`;
+      const storeUrl = `${s3.prefix}/${label}-${n++}`;
       return { url: storeUrl, store: openStore(storeUrl, { env: process.env }) };
     };
-    cleanups.push(async () => {
-      const all = openStore(prefix, { env: process.env });
-      await Promise.all((await all.list('')).map((k) => all.delete(k)));
-    });
+    cleanups.push(() => clearPrefix(s3.prefix));
   } else {
     newStore = async (label) => {
       const dir = await tempDir(`kill-${label}`);

@@ -18,9 +18,7 @@ import { openStore } from '../../core/store/open.ts';
 import type { ChunkManifest } from '../../core/store/manifest.ts';
 import { checkRun, unreferencedUnits } from './invariants.ts';
 import { FaultProxy, type Fault, type ProxiedRequest } from './proxy.ts';
-import { REPO } from './processes.ts';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { clearPrefix, s3Inputs, type S3Inputs } from './s3-inputs.ts';
 import { qaLines } from '../train/harness.ts';
 
 const RUN = 'netfault';
@@ -66,31 +64,14 @@ export interface NetworkTrial {
   error?: string;
 }
 
-export interface NetworkSetup {
-  prefix: string;
-  upstream: { host: string; port: number };
+export interface NetworkSetup extends S3Inputs {
   close(): Promise<void>;
 }
 
 export async function prepareNetworkTrials(): Promise<NetworkSetup> {
   await initEngine({ backend: 'wasm' });
-  const root = process.env.LISA_TEST_S3;
-  const endpoint = process.env.AWS_ENDPOINT_URL_S3;
-  if (!root || !endpoint) throw new Error('network trials need LISA_TEST_S3 and AWS_ENDPOINT_URL_S3: run them through infra/local-s3/with-s3.sh');
-  const prefix = `${root.replace(/\/?$/, '/')}faults-net-${Date.now()}`;
-  const inputs = openStore(`${prefix}/inputs`, { env: process.env });
-  const model = join(REPO, 'models/stories260K');
-  for (const name of await readdir(model)) await inputs.put(`stories260K/${name}`, await readFile(join(model, name)));
-  await inputs.put('qa.jsonl', new TextEncoder().encode(`${qaLines(40).join('\n')}\n`));
-  const url = new URL(endpoint);
-  return {
-    prefix,
-    upstream: { host: url.hostname, port: Number(url.port) },
-    async close() {
-      const all = openStore(prefix, { env: process.env });
-      await Promise.all((await all.list('')).map((k) => all.delete(k)));
-    },
-  };
+  const inputs = await s3Inputs('net', new TextEncoder().encode(`${qaLines(40).join('\n')}\n`));
+  return { ...inputs, close: () => clearPrefix(inputs.prefix) };
 }
 
 /** `attempts` chunks of one fresh run through a proxy that faults each request with probability `p`. */
@@ -119,7 +100,7 @@ export async function networkTrial(setup: NetworkSetup, seed: number, opts: { at
   const env = { ...process.env, AWS_ENDPOINT_URL_S3: await proxy.start(), LISA_S3_SOCKET_TIMEOUT_SECONDS: String(SOCKET_TIMEOUT_SECONDS) };
   try {
     const clean = await openRuns(storeUrl, { env: process.env });
-    await clean.create({ base: `${setup.prefix}/inputs/stories260K`, data: `${setup.prefix}/inputs/qa.jsonl`, fields: ['question', 'answer'], seqLen: 48, activeLayers: 2, period: 2, steps: 100, batchSize: 2, seed }, { id: RUN });
+    await clean.create({ base: setup.base, data: setup.data, fields: ['question', 'answer'], seqLen: 48, activeLayers: 2, period: 2, steps: 100, batchSize: 2, seed }, { id: RUN });
     const faulty = await openRuns(storeUrl, { env });
     const store = openStore(storeUrl, { env: process.env });
     for (let i = 0; i < attempts; i++) {

@@ -1,6 +1,6 @@
 /** The short version of the storms in `npm run faults`: one storm of 32 requests on RGW (storm.ts). */
 import { describe, expect, it } from 'vitest';
-import { openStore } from '../../core/store/open.ts';
+import { clearPrefix } from './s3-inputs.ts';
 import { storm } from './storm.ts';
 
 describe.runIf(process.env.LISA_TEST_S3)('a storm of chunk requests over two lisa serve processes on one S3 store', () => {
@@ -11,8 +11,7 @@ describe.runIf(process.env.LISA_TEST_S3)('a storm of chunk requests over two lis
       expect(result, result.error).toMatchObject({ ok: true, linear: 4, other: {} });
       expect(result.committed + result.conflicts).toBe(32);
     } finally {
-      const store = openStore(url, { env: process.env });
-      await Promise.all((await store.list('')).map((k) => store.delete(k)));
+      await clearPrefix(url);
     }
   });
 });
