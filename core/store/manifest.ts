@@ -114,7 +114,8 @@ const ManifestSchema = z.looseObject({
   losses: z.array(z.number()),
   learningRates: z.array(z.number()),
   tokens: Count,
-  heldOut: z.strictObject({ loss: z.number(), perplexity: z.number() }).nullable(),
+  // loose: the evaluation records more than the interface names (its token count)
+  heldOut: z.looseObject({ loss: z.number(), perplexity: z.number() }).nullable(),
   stoppedBy: z.enum(['period', 'deadline', 'aborted', 'run-complete']),
   seconds: z.strictObject({ wall: Seconds, load: Seconds, train: Seconds, upload: Seconds, accelerator: Seconds }),
   bytes: z.strictObject({ in: Count, out: Count }),
