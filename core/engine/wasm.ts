@@ -425,6 +425,15 @@ const batchMatMulGrad: tf.GradConfig = {
   },
 };
 
+/** Registers `kernelFunc` in place of wasm's kernel `name`, returning the stock one it wraps. */
+function replaceKernel(name: string, kernelFunc: unknown): tf.KernelConfig {
+  const stock = tf.getKernel(name, 'wasm');
+  if (!stock) throw new Error(`tfjs-backend-wasm registered no ${name} kernel`);
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...stock, kernelFunc: kernelFunc as tf.KernelFunc });
+  return stock;
+}
+
 /** Idempotent; call after the wasm backend is registered (initEngine does). */
 export function installWasmOverrides(): void {
   if (installed) return;
@@ -432,31 +441,14 @@ export function installWasmOverrides(): void {
   if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as tf.KernelFunc });
   }
-  stockIdentity = tf.getKernel('Identity', 'wasm')!;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({ ...stockIdentity, kernelFunc: identity as tf.KernelFunc });
-  stockCast = tf.getKernel('Cast', 'wasm')!;
-  tf.unregisterKernel('Cast', 'wasm');
-  tf.registerKernel({ ...stockCast, kernelFunc: cast as tf.KernelFunc });
-  stockMultiply = tf.getKernel('Multiply', 'wasm')!;
-  tf.unregisterKernel('Multiply', 'wasm');
-  tf.registerKernel({ ...stockMultiply, kernelFunc: multiply as tf.KernelFunc });
-  stockTranspose = tf.getKernel('Transpose', 'wasm')!;
-  tf.unregisterKernel('Transpose', 'wasm');
-  tf.registerKernel({ ...stockTranspose, kernelFunc: transpose as tf.KernelFunc });
-  stockSplitV = tf.getKernel('SplitV', 'wasm')!;
-  tf.unregisterKernel('SplitV', 'wasm');
-  tf.registerKernel({ ...stockSplitV, kernelFunc: splitV as unknown as tf.KernelFunc });
-  stockGather = tf.getKernel('GatherV2', 'wasm')!;
-  tf.unregisterKernel('GatherV2', 'wasm');
-  tf.registerKernel({ ...stockGather, kernelFunc: gatherV2 as tf.KernelFunc });
-  stockOneHot = tf.getKernel('OneHot', 'wasm')!;
-  tf.unregisterKernel('OneHot', 'wasm');
-  tf.registerKernel({ ...stockOneHot, kernelFunc: oneHot as tf.KernelFunc });
-  stockMatMul = tf.getKernel('BatchMatMul', 'wasm');
-  if (!stockMatMul) throw new Error('tfjs-backend-wasm registered no BatchMatMul kernel');
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({ ...stockMatMul, kernelFunc: batchMatMul as tf.KernelFunc });
+  stockIdentity = replaceKernel('Identity', identity);
+  stockCast = replaceKernel('Cast', cast);
+  stockMultiply = replaceKernel('Multiply', multiply);
+  stockTranspose = replaceKernel('Transpose', transpose);
+  stockSplitV = replaceKernel('SplitV', splitV);
+  stockGather = replaceKernel('GatherV2', gatherV2);
+  stockOneHot = replaceKernel('OneHot', oneHot);
+  stockMatMul = replaceKernel('BatchMatMul', batchMatMul);
   stockMatMulGrad = tf.getGradient('BatchMatMul')!;
   tf.unregisterGradient('BatchMatMul');
   tf.registerGradient(batchMatMulGrad);
