@@ -77,10 +77,22 @@ export async function killGroup(p: LisaProcess): Promise<void> {
   }
 }
 
-/** `lisa serve --port 0` until it logs ready; its base URL. */
-export async function startServe(store: string, env: NodeJS.ProcessEnv): Promise<{ url: string; lisa: LisaProcess }> {
+/** `lisa serve --port 0` until it logs ready (killed, and an error, when it has not within `timeoutMs`); its base URL. */
+export async function startServe(store: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<{ url: string; lisa: LisaProcess }> {
   const lisa = spawnLisa(['serve', '--store', store, '--port', '0'], env);
-  const listening = JSON.parse(await lisa.line(/"msg":"listening"/)) as { url: string };
-  await lisa.line(/"msg":"ready"/);
-  return { url: listening.url, lisa };
+  let timer: NodeJS.Timeout | undefined;
+  const giveUp = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`lisa serve did not log ready within ${timeoutMs / 1000} s:\n${lisa.stderr}`)), timeoutMs);
+  });
+  giveUp.catch(() => undefined);
+  try {
+    const listening = JSON.parse(await Promise.race([lisa.line(/"msg":"listening"/), giveUp])) as { url: string };
+    await Promise.race([lisa.line(/"msg":"ready"/), giveUp]);
+    return { url: listening.url, lisa };
+  } catch (err) {
+    await killGroup(lisa);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
