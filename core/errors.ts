@@ -31,7 +31,7 @@ export const ERROR_KINDS = [
   'unusable-ref',
   /** well-formed, but cannot be carried out as asked (a deadline too short for one step, non-finite gradients) */
   'unprocessable',
-  /** data the system wrote itself (a manifest's unit object) is damaged or malformed */
+  /** data the system wrote itself (a manifest, a unit object) is damaged, or an input a run pinned by sha256 changed */
   'integrity',
   /** a service this process needs (object store, hub, engine) is unavailable, or the process is starting or stopping: retry later */
   'unavailable',
@@ -53,8 +53,8 @@ export const ERROR_CODES = {
   CHUNK_CONFLICT: 'conflict',
   BUDGET_EXCEEDED: 'budget',
   DEADLINE_TOO_SHORT: 'unprocessable',
-  BASE_CHANGED: 'conflict',
-  DATA_CHANGED: 'conflict',
+  BASE_CHANGED: 'integrity',
+  DATA_CHANGED: 'integrity',
   IDEMPOTENCY_KEY_INVALID: 'input',
   IDEMPOTENCY_KEY_REUSED: 'unprocessable',
   IDEMPOTENCY_IN_PROGRESS: 'conflict',
@@ -161,6 +161,7 @@ export const ERROR_CODES = {
   EXPORT_STORE_MISSING: 'internal',
   BASE_LAYOUT_INVALID: 'unusable-ref',
   DELTA_INVALID: 'unusable-ref',
+  DELTA_CORRUPT: 'integrity',
   DELTA_BASE_MISMATCH: 'unusable-ref',
   COMPOSE_BASE_MISMATCH: 'unusable-ref',
   MERGE_PARAMETERS_INVALID: 'input',

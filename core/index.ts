@@ -8,7 +8,7 @@ export { ERROR_CODES, ERROR_KINDS, LisaError, type ErrorCode, type ErrorKind } f
 export * from './runs/index.ts';
 export { applyDeltaPackage, convertLlama2cFiles, openModelDir, readChatTemplate, type TextModel } from './runs/models.ts';
 export { chatFormat, chatPrompt } from './data/index.ts';
-export { acceleratorInUse, BACKENDS, initEngine, parseBackend, type BackendName } from './engine/index.ts';
+export { acceleratorInUse, BACKENDS, engineMemory, initEngine, parseBackend, type BackendName } from './engine/index.ts';
 export { METHODS, RunConfigSchema, type Method, type RunConfig, type RunConfigInput, type RunSpec } from './store/run-spec.ts';
 export type { ChunkManifest } from './store/manifest.ts';
 export type { StoreEnv } from './store/s3-store.ts';

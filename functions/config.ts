@@ -21,6 +21,8 @@ export interface ServeConfig {
   /** seconds runChunk keeps for upload and commit; undefined = its default */
   commitReserveSeconds: number | undefined;
   shutdownGraceSeconds: number;
+  /** a request body must arrive within this many seconds after its headers (slow clients get 408) */
+  bodyTimeoutSeconds: number;
   /** LISA_REF_PREFIXES: prefixes every tenant may name refs under besides its own area, `{tenant}` replaced */
   refPrefixes: string[];
   logLevel: string;
@@ -122,6 +124,7 @@ export async function configFromEnv(
     safetyMarginSeconds,
     commitReserveSeconds: num(env, 'LISA_COMMIT_RESERVE_SECONDS', { min: 0 }),
     shutdownGraceSeconds: num(env, 'LISA_SHUTDOWN_GRACE_SECONDS', { min: 0 }) ?? 25,
+    bodyTimeoutSeconds: num(env, 'LISA_BODY_TIMEOUT_SECONDS', { min: 1 }) ?? 30,
     refPrefixes: env.LISA_REF_PREFIXES?.split(',').map((s) => s.trim()).filter(Boolean) ?? [],
     logLevel: env.LISA_LOG_LEVEL ?? 'info',
     backend,

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ChunkManifest } from '../core/index.ts';
+import { engineMemory, type ChunkManifest } from '../core/index.ts';
 
 /**
  * Prometheus metrics of one app, registered on the registry the caller passes (never prom-client's
@@ -18,6 +18,8 @@ export interface Metrics {
   bytes: Counter<'tenant' | 'direction'>;
   costUsd: Counter<'tenant'>;
   errors: Counter<'code'>;
+  engineTensors: Gauge;
+  engineBytes: Gauge;
 }
 
 export function createMetrics(registry: Registry): Metrics {
@@ -70,6 +72,23 @@ export function createMetrics(registry: Registry): Metrics {
       registers,
     }),
     errors: new Counter({ name: 'lisa_errors_total', help: 'error responses by stable error code', labelNames: ['code'], registers }),
+    // read at scrape time: between chunks both must come back to the same values (no leaked tensors)
+    engineTensors: new Gauge({
+      name: 'lisa_engine_tensors',
+      help: 'tfjs tensors alive in the engine: between chunks it must stay flat',
+      registers,
+      collect() {
+        this.set(engineMemory().tensors);
+      },
+    }),
+    engineBytes: new Gauge({
+      name: 'lisa_engine_bytes',
+      help: 'bytes held by live tfjs tensors',
+      registers,
+      collect() {
+        this.set(engineMemory().bytes);
+      },
+    }),
   };
 }
 

@@ -82,11 +82,16 @@ export const ChunkSummarySchema = z
 
 export const RunSpecSchema = z
   .object({
-    version: z.literal(1),
+    version: z.union([z.literal(1), z.literal(2)]).openapi({ description: 'run.json format: 2 carries a checksum, 1 was written before checksums' }),
     id: z.string(),
     createdAt: z.string(),
     config: RunConfigBody,
-    base: z.object({ sha256: z.string(), arch: z.string(), nLayers: z.number().int() }),
+    base: z.object({
+      sha256: z.string(),
+      arch: z.string(),
+      nLayers: z.number().int(),
+      files: z.record(z.string(), z.string()).optional().openapi({ description: "each weight file's sha256 (absent for runs created before it was recorded)" }),
+    }),
     data: z.object({ sha256: z.string(), examples: z.number().int(), heldOut: z.number().int() }),
     outlier: z
       .object({ ratios: z.array(z.number()), tokens: z.number().int(), seconds: z.number() })

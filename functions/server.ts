@@ -20,29 +20,42 @@ export interface RunningServer {
   shutdown(graceMs: number): Promise<boolean>;
 }
 
-function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number, keepAliveSeconds: number): Promise<Server> {
+interface Timeouts {
+  keepAliveSeconds: number;
+  bodyTimeoutSeconds: number;
+}
+
+function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number, t: Timeouts): Promise<Server> {
+  // outlive the load balancer's idle timeout, or it reuses a connection node just closed (502)
+  const keepAliveTimeout = t.keepAliveSeconds * 1000;
+  const headersTimeout = keepAliveTimeout + 1000;
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, hostname: host, port }, () => resolve(server as Server)) as Server;
+    const serverOptions = {
+      keepAliveTimeout,
+      headersTimeout,
+      // A request's body (at most 64 KiB) must follow its headers within bodyTimeoutSeconds, or the
+      // client gets 408 and the connection closes: a client trickling bytes holds no connection.
+      // Node stops this clock once the request is in, so a chunk may still run for minutes.
+      requestTimeout: headersTimeout + t.bodyTimeoutSeconds * 1000,
+      // how often node checks those two clocks (default 30 s, far coarser than they are)
+      connectionsCheckingInterval: 1000,
+    };
+    const server = serve({ fetch, hostname: host, port, serverOptions }, () => resolve(server as Server)) as Server;
     server.once('error', reject);
-    // chunks run for minutes: node's default 5 min request timeout would cut them off
-    server.requestTimeout = 0;
-    // outlive the load balancer's idle timeout, or it reuses a connection node just closed (502)
-    server.keepAliveTimeout = keepAliveSeconds * 1000;
-    server.headersTimeout = keepAliveSeconds * 1000 + 1000;
   });
 }
 
 export async function startServer(
   lisa: LisaApp,
-  opts: { host: string; port: number; healthPort?: number | null; keepAliveSeconds?: number },
+  opts: { host: string; port: number; healthPort?: number | null; keepAliveSeconds?: number; bodyTimeoutSeconds?: number },
 ): Promise<RunningServer> {
-  const keepAlive = opts.keepAliveSeconds ?? 5;
-  const server = await listen(lisa.app.fetch, opts.host, opts.port, keepAlive);
+  const timeouts = { keepAliveSeconds: opts.keepAliveSeconds ?? 5, bodyTimeoutSeconds: opts.bodyTimeoutSeconds ?? 30 };
+  const server = await listen(lisa.app.fetch, opts.host, opts.port, timeouts);
   const port = (server.address() as AddressInfo).port;
   let health: Server | null = null;
   if (opts.healthPort !== undefined && opts.healthPort !== null) {
     const only = new Set(['/ping', '/healthz']);
-    health = await listen((req) => (only.has(new URL(req.url).pathname) ? lisa.app.fetch(req) : new Response(null, { status: 404 })), opts.host, opts.healthPort, keepAlive);
+    health = await listen((req) => (only.has(new URL(req.url).pathname) ? lisa.app.fetch(req) : new Response(null, { status: 404 })), opts.host, opts.healthPort, timeouts);
   }
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {

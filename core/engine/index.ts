@@ -118,3 +118,10 @@ export async function initEngine(opts: EngineOptions = {}): Promise<BackendName>
   }
   throw new EngineError(`no tfjs backend could start: ${skipped.join('; ')}`);
 }
+
+/** The engine's live tensors and the bytes they hold, for leak checks (the server's /metrics); zero before initEngine. */
+export function engineMemory(): { tensors: number; bytes: number } {
+  if (current === undefined) return { tensors: 0, bytes: 0 };
+  const m = tf.memory();
+  return { tensors: m.numTensors, bytes: m.numBytes };
+}

@@ -203,10 +203,12 @@ async function fileSha256(store: ObjectStore, file: string, hasher: Hasher): Pro
 }
 
 /**
- * The base's identity as run.json records it, by the definition of core/models/load.ts: the
+ * The base's identity as run.json records it, by the definition of core/models/load.ts (the
  * sha256 of model.safetensors, or for shards the sha256 of their hex digests concatenated in file
- * name order. Streamed (a local file by the hashing thread itself), never whole in memory.
+ * name order), and the sha256 of each weight file. Streamed (a local file by the hashing thread
+ * itself), never whole in memory.
  */
-export async function baseSha256(base: BaseLayout, hasher: Hasher = inlineHasher): Promise<string> {
-  return baseIdentity(await Promise.all(base.weightFiles.map(async (file) => ({ file, sha256: await fileSha256(base.store, file, hasher) }))));
+export async function baseDigests(base: BaseLayout, hasher: Hasher = inlineHasher): Promise<{ sha256: string; files: Record<string, string> }> {
+  const digests = await Promise.all(base.weightFiles.map(async (file) => ({ file, sha256: await fileSha256(base.store, file, hasher) })));
+  return { sha256: baseIdentity(digests), files: Object.fromEntries(digests.map((d) => [d.file, d.sha256])) };
 }

@@ -129,7 +129,7 @@ async function composeOnBase(
   const named = runs.map((r) => ({ runId: r.run.id, sha256: r.run.base.sha256 }));
   if (shas.length > 1) throw new ComposeBaseMismatchError(opts.base, null, named);
   const sha = shas[0];
-  const verify = checkBase(base, sha, hasher, (actual) => new ComposeBaseMismatchError(opts.base, actual, named));
+  const verify = checkBase(base, sha, hasher, (actual) => new ComposeBaseMismatchError(opts.base, actual.sha256, named));
 
   // A LoRA run contributes its merged weights (base + its adapters' delta), like any other run.
   const perRun = runs.map((r) => runOverrides(r.store, r.run, r.manifest, base, hasher));

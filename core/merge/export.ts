@@ -17,16 +17,16 @@ import { LisaError } from '../errors.ts';
 import { headManifest, readManifest, type ChunkManifest } from '../store/manifest.ts';
 import { readRunSpec, type RunSpec } from '../store/run-spec.ts';
 import { storeSource, type ObjectStore } from '../store/object-store.ts';
-import { BaseChangedError } from '../train/sources.ts';
+import { BaseChangedError, baseLoadFailure } from '../train/sources.ts';
 import { readHeader, readTensorF32, writeSafetensors, type AbortableSink, type SafetensorsHeader, type TensorEntry } from '../tensors/safetensors.ts';
 import { fileSink, fileSource, type ByteSource } from '../tensors/source.ts';
 import { isFloatDtype, type Dtype } from '../tensors/dtypes.ts';
 import { unitNames } from '../models/units.ts';
-import { baseSha256, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
+import { baseDigests, baseStore, openBaseLayout, type BaseLayout } from './base-files.ts';
 import { dirDestination, OutputExistsError, storeDestination, syncDir, type Destination } from './destination.ts';
 import { readUnitWeights } from './unit-weights.ts';
 import { withWorkerHasher, type Hasher } from '../tensors/hashing.ts';
-import { writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
+import { explained, writeModel, type ExportDtype, type ExportSummary, type UnitOverrides, type WriteModelOptions, type WriteProgress } from './writer.ts';
 import { foldUnit, NotALoraRunError, writeAdapter } from './lora.ts';
 import { loraConfig } from '../train/method.ts';
 
@@ -51,6 +51,20 @@ export class InvalidDeltaError extends LisaError {
   constructor(delta: string, why: string) {
     super('DELTA_INVALID', `delta package ${delta}: ${why}`, { delta });
   }
+}
+
+/** A delta package that no longer reads back as the file an export wrote (truncated, empty, a damaged header). */
+export class DeltaCorruptError extends LisaError {
+  constructor(delta: string, cause: LisaError) {
+    super('DELTA_CORRUPT', `delta package ${delta} is damaged: ${cause.message}`, { delta, code: cause.code }, { cause });
+  }
+}
+
+/** Reads from a delta package, turning the safetensors reader's complaints into DELTA_CORRUPT naming it. */
+function readingDelta<T>(delta: string, read: Promise<T>): Promise<T> {
+  return read.catch((err: unknown) => {
+    throw err instanceof LisaError && err.code.startsWith('SAFETENSORS_') ? new DeltaCorruptError(delta, err) : err;
+  });
 }
 
 /** Options every export shares. */
@@ -98,9 +112,9 @@ export async function manifestAt(store: ObjectStore, runId: string, at?: number)
  * commits only once this resolves, so a changed base never yields a model, and the check costs
  * no extra wall time.
  */
-export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mismatch: (actual: string) => Error): Promise<void> {
-  const check = baseSha256(base, hasher).then((actual) => {
-    if (actual !== expected) throw mismatch(actual);
+export function checkBase(base: BaseLayout, expected: string, hasher: Hasher, mismatch: (actual: { sha256: string; files: Record<string, string> }) => Error): Promise<void> {
+  const check = baseDigests(base, hasher).then((actual) => {
+    if (actual.sha256 !== expected) throw mismatch(actual);
   });
   check.catch(() => undefined); // awaited by the writer; a failed export may never get there
   return check;
@@ -139,7 +153,7 @@ async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunEx
   if (opts.adapter && run.config.method !== 'lora') throw new NotALoraRunError(run.id, run.config.method);
   const manifest = await manifestAt(opts.store, run.id, opts.at);
   const ref = opts.base ?? run.config.base;
-  const base = await openBaseLayout(ref, baseStore(ref, opts.openStore));
+  const base = await openBaseLayout(ref, baseStore(ref, opts.openStore)).catch(baseLoadFailure(ref, run.base));
   try {
     return await exportBase(opts, hasher, run, manifest, base);
   } finally {
@@ -149,7 +163,7 @@ async function exportWith(opts: ExportRunOptions, hasher: Hasher): Promise<RunEx
 
 async function exportBase(opts: ExportRunOptions, hasher: Hasher, run: RunSpec, manifest: ChunkManifest | null, base: BaseLayout): Promise<RunExportSummary> {
   const ref = base.ref;
-  const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base.sha256, actual));
+  const verify = checkBase(base, run.base.sha256, hasher, (actual) => new BaseChangedError(ref, run.base, actual));
   const overrides = runOverrides(opts.store, run, manifest, base, hasher);
   const seq = manifest?.seq ?? -1;
   const units = unitNames(base.spec).filter((u) => overrides.units.has(u));
@@ -291,7 +305,7 @@ async function writeDelta(
     await out.commit();
   } catch (err) {
     await out.abort().catch(() => undefined);
-    throw err;
+    throw await explained(err, verify);
   }
   return { out: out.url, files: [basename(out.url)], bytes: written.bytes, sha256s: { [basename(out.url)]: written.sha256 }, seconds: (now() - t0) / 1000 };
 }
@@ -328,7 +342,7 @@ export async function readDeltaInfo(delta: string, openStore?: (url: string) => 
   } else {
     source = fileSource(resolve(delta));
   }
-  const header = await readHeader(source);
+  const header = await readingDelta(delta, readHeader(source));
   const m = header.metadata;
   if (m.format !== DELTA_FORMAT) throw new InvalidDeltaError(delta, `metadata format is ${JSON.stringify(m.format ?? null)}, expected "${DELTA_FORMAT}"`);
   if (m.format_version !== DELTA_FORMAT_VERSION) {
@@ -360,7 +374,7 @@ async function applyWith(opts: ApplyDeltaOptions, hasher: Hasher): Promise<Expor
 }
 
 async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: DeltaInfo, base: BaseLayout): Promise<ExportSummary> {
-  const verify = checkBase(base, delta.baseSha256, hasher, (actual) => new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, actual));
+  const verify = checkBase(base, delta.baseSha256, hasher, (actual) => new DeltaBaseMismatchError(opts.delta, opts.base, delta.baseSha256, actual.sha256));
 
   const declared = new Set(delta.units);
   const byUnit = new Map<string, string[]>();
@@ -377,7 +391,7 @@ async function applyOnBase(opts: ApplyDeltaOptions, hasher: Hasher, delta: Delta
     units: declared,
     async load(unit) {
       const tensors = new Map<string, Float32Array>();
-      for (const name of byUnit.get(unit) ?? []) tensors.set(name, await readTensorF32(delta.source, delta.header.tensors.get(name)!));
+      for (const name of byUnit.get(unit) ?? []) tensors.set(name, await readingDelta(opts.delta, readTensorF32(delta.source, delta.header.tensors.get(name)!)));
       return { tensors };
     },
   };

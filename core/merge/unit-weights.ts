@@ -8,7 +8,7 @@
  * elsewhere the object is read front to back in ranged pieces, every piece is hashed, and only the
  * bytes of the weight tensors are kept.
  */
-import { CorruptObjectError } from '../store/manifest.ts';
+import { CorruptObjectError } from '../store/object-store.ts';
 import { InvalidUnitObjectError } from '../store/unit-object.ts';
 import { join } from 'node:path';
 import { FsStore } from '../store/fs-store.ts';

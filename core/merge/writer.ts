@@ -252,9 +252,17 @@ export async function writeModel(opts: WriteModelOptions): Promise<ExportSummary
     await dest.commit();
   } catch (err) {
     await dest.abort().catch(() => undefined);
-    throw err;
+    throw await explained(err, opts.verify);
   }
   return { out: dest.url, files, bytes, sha256s, seconds: (now() - t0) / 1000 };
+}
+
+/** A base that changed explains any failure to write from it (a tensor of another dtype): that error, not the symptom. */
+export function explained(err: unknown, verify: Promise<unknown> | undefined): Promise<unknown> {
+  return (verify ?? Promise.resolve()).then(
+    () => err,
+    (changed: unknown) => changed,
+  );
 }
 
 const encodeJson = (x: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(x, null, 2)}\n`);

@@ -21,6 +21,8 @@ export interface BaseModel {
   spec: ModelSpec;
   weights: Map<string, Float32Array>;
   sha256: string;
+  /** the sha256 of each weight file (model.safetensors, or each shard), of which `sha256` is made */
+  files: Record<string, string>;
   dir: string;
 }
 
@@ -164,7 +166,7 @@ async function decodeBase(
     }
     digests.push({ file, sha256: await hash.digest() });
   }
-  return { spec, weights, sha256: baseIdentity(digests) };
+  return { spec, weights, sha256: baseIdentity(digests), files: Object.fromEntries(digests.map((d) => [d.file, d.sha256])) };
 }
 
 /**

@@ -1,6 +1,8 @@
+import { z } from 'zod';
 import { LisaError } from '../errors.ts';
-import type { ObjectStore } from '../store/object-store.ts';
+import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { runPrefix } from '../store/keys.ts';
+import { encodeRecord, getRecord } from '../store/records.ts';
 import { sha256Hex } from '../tensors/hashing.ts';
 
 /**
@@ -9,26 +11,23 @@ import { sha256Hex } from '../tensors/hashing.ts';
  *   runs/{id}/idempotency/{sha256(key)}/claim-{gen}.json   who is working on the key, until when
  *   runs/{id}/idempotency/{sha256(key)}/result.json        the response of the request that finished
  *
- * Both are exclusive creates. A claim whose holder died (expiresAt passed without a result) is
- * taken over by creating the next generation, so exactly one retry takes it over. Only successful
- * responses are recorded; after a failure the claim is released and a retry runs the chunk again,
- * which is safe because nothing was committed.
+ * Both are exclusive creates of checksummed records (core/store/records.ts). A claim whose holder
+ * died (expiresAt passed without a result) is taken over by creating the next generation, so
+ * exactly one retry takes it over. Only successful responses are recorded; after a failure the
+ * claim is released and a retry runs the chunk again, which is safe because nothing was committed.
  */
 export interface StoredResponse {
   status: number;
   body: unknown;
 }
 
-interface ClaimRecord {
-  requestHash: string;
-  claimedAt: string;
-  expiresAt: string;
-}
+const Hash = z.string().regex(/^[0-9a-f]{64}$/);
 
-interface ResultRecord extends StoredResponse {
-  requestHash: string;
-  createdAt: string;
-}
+// Strict, so that a damaged `checksum` key shows (records written before checksums have none).
+const ClaimRecord = z.strictObject({ requestHash: Hash, claimedAt: z.iso.datetime(), expiresAt: z.iso.datetime() });
+const ResultRecord = z.strictObject({ status: z.number().int().min(200).max(299), body: z.unknown(), requestHash: Hash, createdAt: z.iso.datetime() });
+type ClaimRecord = z.output<typeof ClaimRecord>;
+type ResultRecord = z.output<typeof ResultRecord>;
 
 export type ClaimOutcome =
   | { kind: 'replay'; response: StoredResponse }
@@ -73,8 +72,14 @@ export const requestHash = (body: unknown): string => sha256Hex(JSON.stringify(b
 
 const recordPrefix = (runId: string, hash: string): string => `${runPrefix(runId)}idempotency/${hash}/`;
 const CLAIM = /claim-(\d{6})\.json$/;
-const encode = (v: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(v)}\n`);
-const decode = async <T>(store: ObjectStore, key: string): Promise<T> => JSON.parse(new TextDecoder().decode(await store.get(key))) as T;
+/** Reads a record listed a moment ago; null when it was deleted since (a claim released after a failure). */
+async function readListed<S extends z.ZodType>(store: ObjectStore, key: string, schema: S): Promise<z.output<S> | null> {
+  const missing = new NotFoundError(store.url, key);
+  return getRecord(store, key, { schema, needsChecksum: () => false }, () => missing).catch((err: unknown) => {
+    if (err === missing) return null;
+    throw err;
+  });
+}
 
 export async function claimKey(
   store: ObjectStore,
@@ -89,7 +94,9 @@ export async function claimKey(
   const resultKey = `${prefix}result.json`;
   const keys = await store.list(prefix);
   const replay = async (): Promise<StoredResponse> => {
-    const r = await decode<ResultRecord>(store, resultKey);
+    const r = await readListed(store, resultKey, ResultRecord);
+    // results are never deleted: one listed and then missing is damage to the store
+    if (!r) throw new NotFoundError(store.url, resultKey);
     if (r.requestHash !== reqHash) throw new IdempotencyKeyReusedError(runId);
     return { status: r.status, body: r.body };
   };
@@ -97,8 +104,8 @@ export async function claimKey(
 
   const gens = keys.map((k) => CLAIM.exec(k)).filter((m) => m !== null).map((m) => Number(m[1]));
   const latest = gens.length ? Math.max(...gens) : null;
-  if (latest !== null) {
-    const claim = await decode<ClaimRecord>(store, claimObjectKey(prefix, latest));
+  const claim = latest === null ? null : await readListed(store, claimObjectKey(prefix, latest), ClaimRecord);
+  if (claim) {
     if (claim.requestHash !== reqHash) throw new IdempotencyKeyReusedError(runId);
     const left = Date.parse(claim.expiresAt) - now;
     if (left > 0) return { kind: 'busy', retryAfterSeconds: Math.ceil(left / 1000) };
@@ -110,12 +117,12 @@ export async function claimKey(
     claimedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
   };
-  if ((await store.createExclusive(mine, encode(record))) === 'exists') return { kind: 'busy', retryAfterSeconds: Math.ceil(ttlSeconds) };
+  if ((await store.createExclusive(mine, encodeRecord(record))) === 'exists') return { kind: 'busy', retryAfterSeconds: Math.ceil(ttlSeconds) };
   return {
     kind: 'claimed',
     async complete(response) {
       const result: ResultRecord = { ...response, requestHash: reqHash, createdAt: new Date(clock()).toISOString() };
-      if ((await store.createExclusive(resultKey, encode(result))) === 'exists') return replay();
+      if ((await store.createExclusive(resultKey, encodeRecord(result))) === 'exists') return replay();
       return response;
     },
     release: () => store.delete(mine),

@@ -37,7 +37,7 @@ const isMissing = (err: unknown): boolean => ['ENOENT', 'ENOTDIR', 'EISDIR'].inc
  * only ever points at complete, durable bytes. The alternative, open(key, 'wx') then write, makes
  * the name visible before its bytes: a crash (or a reader racing the writer) would see an empty or
  * half-written manifest, and that truncated file would also hold the seq forever. A crash here can
- * leave only a temp file, which list() does not show.
+ * leave only a temp file, which list() does not show and sweep() removes.
  */
 export class FsStore implements ObjectStore {
   readonly url: string;
@@ -131,12 +131,31 @@ export class FsStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
+    return (await this.walk(prefix)).filter((e) => !e.temp).map((e) => e.key);
+  }
+
+  async sweep(prefix: string, before: Date): Promise<string[]> {
+    const removed: string[] = [];
+    for (const { key } of (await this.walk(prefix)).filter((e) => e.temp)) {
+      const path = join(this.root, ...key.split('/'));
+      const st = await stat(path).catch(() => null);
+      if (!st || st.mtime >= before) continue;
+      await unlink(path).catch((err: unknown) => {
+        if (!isMissing(err)) throw err;
+      });
+      removed.push(`${key} (temp file)`);
+    }
+    return removed;
+  }
+
+  /** Every file whose key starts with `prefix`, sorted; temp files (never objects) marked. */
+  private async walk(prefix: string): Promise<Array<{ key: string; temp: boolean }>> {
     checkPrefix(this.url, prefix);
     this.stats.requests++;
     // keys under `prefix` can only live below its directory part ('runs/a/chunks/000' -> runs/a/chunks)
     const slash = prefix.lastIndexOf('/');
     const base = slash < 0 ? '' : prefix.slice(0, slash + 1);
-    const keys: string[] = [];
+    const found: Array<{ key: string; temp: boolean }> = [];
     const walk = async (dirKey: string): Promise<void> => {
       let entries;
       try {
@@ -146,19 +165,18 @@ export class FsStore implements ObjectStore {
         throw err;
       }
       for (const e of entries) {
-        if (e.name.startsWith(TMP_MARK)) continue;
         const key = dirKey + e.name;
         if (e.isDirectory()) {
           const sub = `${key}/`;
           // descend only where keys could still start with the prefix
           if (sub.startsWith(prefix) || prefix.startsWith(sub)) await walk(sub);
         } else if (e.isFile() && key.startsWith(prefix)) {
-          keys.push(key);
+          found.push({ key, temp: e.name.startsWith(TMP_MARK) });
         }
       }
     };
     await walk(base);
-    return keys.sort(compareKeys);
+    return found.sort((a, b) => compareKeys(a.key, b.key));
   }
 
   async delete(key: string): Promise<void> {

@@ -1,5 +1,5 @@
 import type { ObjectStore } from './object-store.ts';
-import { unitsPrefix } from './keys.ts';
+import { runPrefix, unitsPrefix } from './keys.ts';
 import { listSeqs, readManifest } from './manifest.ts';
 import { readRunSpec } from './run-spec.ts';
 
@@ -8,13 +8,17 @@ export interface GcResult {
   deleted: string[];
   /** unreferenced objects of a seq not yet committed, younger than the grace period */
   pending: string[];
+  /** what crashed writes left under the run, older than the grace period (see ObjectStore.sweep) */
+  swept: string[];
 }
 
 /**
  * Deletes unit objects that no manifest references: losers of a commit race and crashed
  * attempts. An object written for a seq that is already committed can never become referenced,
  * so it goes at once; one for a later seq may belong to a chunk still uploading, so it goes only
- * after `graceSeconds`. Referenced objects are never touched.
+ * after `graceSeconds`. Referenced objects are never touched. What a killed process left
+ * half-written anywhere under the run (temp files, incomplete multipart uploads) goes after
+ * `graceSeconds` too.
  */
 export async function gcRun(
   store: ObjectStore,
@@ -43,5 +47,6 @@ export async function gcRun(
     await store.delete(key);
     deleted.push(key);
   }
-  return { referenced: referenced.size, deleted, pending };
+  const swept = await store.sweep(runPrefix(runId), new Date(now - graceMs));
+  return { referenced: referenced.size, deleted, pending, swept };
 }

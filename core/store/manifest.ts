@@ -1,8 +1,10 @@
+import { z } from 'zod';
 import { LisaError } from '../errors.ts';
-import { getJson, type ObjectStore } from './object-store.ts';
+import { CorruptObjectError, type ObjectStore } from './object-store.ts';
 import { sha256Hex } from '../tensors/hashing.ts';
-import { chunksPrefix, manifestKey, seqOfManifestKey } from './keys.ts';
-import type { Method } from './run-spec.ts';
+import { chunksPrefix, manifestKey, seqOfManifestKey, unitsPrefix } from './keys.ts';
+import { encodeRecord, getRecord, type RecordRules } from './records.ts';
+import { METHODS, type Method } from './run-spec.ts';
 
 /** Where a unit's latest weights and AdamW state live. */
 export interface UnitRef {
@@ -27,7 +29,8 @@ export interface DataCursor {
  * resuming reads exactly one manifest.
  */
 export interface ChunkManifest {
-  version: 1;
+  /** 2: written with a checksum (records.ts); 1: written before checksums */
+  version: 1 | 2;
   runId: string;
   seq: number;
   createdAt: string;
@@ -85,14 +88,68 @@ export class ManifestNotFoundError extends LisaError {
   }
 }
 
-export class CorruptObjectError extends LisaError {
-  constructor(key: string, expected: string, actual: string) {
-    super('STORE_OBJECT_CORRUPT', `object ${key} does not match its recorded sha256 (expected ${expected}, got ${actual})`, {
-      key,
-      expected,
-      actual,
-    });
-  }
+/** The manifest format this version writes: with a checksum. */
+export const MANIFEST_VERSION = 2;
+
+const Count = z.number().int().min(0);
+const Seconds = z.number().min(0);
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
+const Norms = z.record(z.string(), z.number().min(0));
+
+const UnitRefSchema = z.strictObject({ key: z.string(), sha256: Sha256Hex, bytes: Count, seq: Count, step: Count, adamStep: Count });
+
+/**
+ * What a stored manifest must hold. Loose: fields a newer writer adds are kept for the code that
+ * reads them (the checksum already covers them); only the fields below are checked.
+ */
+const ManifestSchema = z.looseObject({
+  version: z.union([z.literal(1), z.literal(2)]),
+  runId: z.string(),
+  seq: Count,
+  createdAt: z.iso.datetime(),
+  method: z.enum(METHODS).optional(),
+  period: Count,
+  activeUnits: z.array(z.string()),
+  probabilities: z.array(z.number().min(0)).optional(),
+  unitGradNorms: Norms.optional(),
+  gradNormEma: Norms.optional(),
+  units: z.record(z.string(), UnitRefSchema),
+  cursor: z.strictObject({ epoch: Count, index: Count }),
+  startStep: Count,
+  globalStep: Count,
+  losses: z.array(z.number()),
+  learningRates: z.array(z.number()),
+  tokens: Count,
+  // loose: the evaluation records more than the interface names (its token count)
+  heldOut: z.looseObject({ loss: z.number(), perplexity: z.number() }).nullable(),
+  stoppedBy: z.enum(['period', 'deadline', 'aborted', 'run-complete']),
+  seconds: z.strictObject({ wall: Seconds, load: Seconds, train: Seconds, upload: Seconds, accelerator: Seconds }),
+  bytes: z.strictObject({ in: Count, out: Count }),
+  costUsd: z.number().min(0),
+  totals: z.strictObject({ steps: Count, tokens: Count, seconds: Seconds, costUsd: z.number().min(0), bytesIn: Count, bytesOut: Count }),
+});
+
+// the schema describes the interface: a field added to one and not the other fails to compile here
+// (method is the one readManifest fills in: manifests from before methods have none)
+const fits: (m: z.output<typeof ManifestSchema>) => ChunkManifest = (m) => ({ ...m, method: m.method ?? 'lisa' });
+void fits;
+
+/** The checks a manifest read from chunks/{seq}.json of run `runId` passes. */
+function manifestRules(runId: string, seq: number): RecordRules<typeof ManifestSchema> {
+  const prefix = unitsPrefix(runId);
+  return {
+    schema: ManifestSchema,
+    needsChecksum: (m) => m.version !== 1,
+    check(m) {
+      if (m.runId !== runId || m.seq !== seq) return `it describes chunk ${m.seq} of run '${m.runId}', not chunk ${seq} of run '${runId}'`;
+      if (m.globalStep !== m.startStep + m.losses.length) return `globalStep ${m.globalStep} is not startStep ${m.startStep} plus its ${m.losses.length} losses`;
+      for (const [unit, ref] of Object.entries(m.units)) {
+        // a manifest never sends a reader outside its run, or to a chunk after it
+        if (!ref.key.startsWith(`${prefix}${unit}/`) || ref.seq > seq) return `unit ${unit} refers to ${ref.key} of chunk ${ref.seq}`;
+      }
+      return null;
+    },
+  };
 }
 
 /** Every committed seq of a run, ascending. */
@@ -102,7 +159,7 @@ export async function listSeqs(store: ObjectStore, runId: string): Promise<numbe
 }
 
 export async function readManifest(store: ObjectStore, runId: string, seq: number): Promise<ChunkManifest> {
-  const m = await getJson<Omit<ChunkManifest, 'method'> & { method?: Method }>(store, manifestKey(runId, seq), () => new ManifestNotFoundError(runId, seq));
+  const m = await getRecord(store, manifestKey(runId, seq), manifestRules(runId, seq), () => new ManifestNotFoundError(runId, seq));
   return { ...m, method: m.method ?? 'lisa' };
 }
 
@@ -126,7 +183,7 @@ export async function getVerified(store: ObjectStore, ref: { key: string; sha256
  * a loser gets ChunkConflictError and must clean up its own unit objects.
  */
 export async function commitManifest(store: ObjectStore, manifest: ChunkManifest): Promise<void> {
-  const body = new TextEncoder().encode(`${JSON.stringify(manifest, null, 1)}\n`);
+  const body = encodeRecord(manifest, 1);
   const outcome = await store.createExclusive(manifestKey(manifest.runId, manifest.seq), body);
   if (outcome === 'exists') throw new ChunkConflictError(manifest.runId, manifest.seq);
 }

@@ -50,6 +50,13 @@ export interface ObjectStore {
    * after close(); abort() leaves no object.
    */
   putStream(key: string): ObjectSink;
+  /**
+   * Removes what writes under `prefix` left behind when their process died, if they started before
+   * `before`: a directory store's temp files, an S3 bucket's incomplete multipart uploads (whose
+   * parts are stored and billed). Never touches an object. Returns what it removed, as
+   * `{key} ({what})` lines for people to read.
+   */
+  sweep(prefix: string, before: Date): Promise<string[]>;
 }
 
 /**
@@ -106,10 +113,17 @@ export class StreamClosedError extends StoreError {
   }
 }
 
-/** An object the system wrote itself (run.json, a manifest) that does not parse: damaged in the store. */
+/** A record the system wrote itself (run.json, a manifest, an idempotency record) that does not parse or fit its schema: damaged in the store. */
 export class StoreObjectInvalidError extends StoreError {
   constructor(storeUrl: string, key: string, why: string, options?: { cause?: unknown }) {
     super('STORE_OBJECT_INVALID', `object ${key} in store ${storeUrl} is damaged: ${why}`, { store: storeUrl, key }, options);
+  }
+}
+
+/** An object whose bytes do not match the sha256 recorded for it (by its manifest, or its own checksum). */
+export class CorruptObjectError extends StoreError {
+  constructor(key: string, expected: string, actual: string) {
+    super('STORE_OBJECT_CORRUPT', `object ${key} does not match its recorded sha256 (expected ${expected}, got ${actual})`, { key, expected, actual });
   }
 }
 
@@ -138,24 +152,6 @@ export function checkRange(storeUrl: string, key: string, range: ByteRange): voi
 /** S3 lists keys in UTF-8 byte order; JS string order differs above U+FFFF, so compare bytes. */
 export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
-/**
- * A JSON object the system wrote, in one GET (no HEAD first); `missing` names what is absent in
- * the caller's words (a run, a chunk) when the key does not exist.
- */
-export async function getJson<T>(store: ObjectStore, key: string, missing: () => Error): Promise<T> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await store.get(key);
-  } catch (err) {
-    throw err instanceof NotFoundError ? missing() : err;
-  }
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes)) as T;
-  } catch (err) {
-    throw new StoreObjectInvalidError(store.url, key, `not valid JSON (${(err as Error).message})`, { cause: err });
-  }
 }
 
 /**

@@ -76,6 +76,12 @@ export class PrefixedStore implements ObjectStore {
     return (await this.inner.list(this.prefix + prefix)).map((k) => k.slice(this.prefix.length));
   }
 
+  async sweep(prefix: string, before: Date): Promise<string[]> {
+    checkPrefix(this.url, prefix);
+    this.stats.requests++;
+    return (await this.inner.sweep(this.prefix + prefix, before)).map((k) => k.slice(this.prefix.length));
+  }
+
   delete(key: string): Promise<void> {
     const full = this.key(key);
     this.stats.requests++;

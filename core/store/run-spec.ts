@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { LisaError } from '../errors.ts';
-import { getJson, type ObjectStore } from './object-store.ts';
+import type { ObjectStore } from './object-store.ts';
 import { isValidRunId, runSpecKey } from './keys.ts';
+import { encodeRecord, getRecord } from './records.ts';
 
 /** How a run chooses what trains (docs/design-notes.md "Methods"). */
 export const METHODS = ['lisa', 'lora', 'full'] as const;
@@ -135,11 +136,13 @@ export type RunConfig = LisaConfig | LoraRunConfig | (ParsedConfig & { method: '
 
 /** The immutable run.json: the config with its defaults applied, and what the refs resolved to. */
 export interface RunSpec<C extends RunConfig = RunConfig> {
-  version: 1;
+  /** 2: written with a checksum (records.ts); 1: written before checksums */
+  version: 1 | 2;
   id: string;
   createdAt: string;
   config: C;
-  base: { sha256: string; arch: string; nLayers: number };
+  /** `files`: the sha256 of each weight file (absent in runs created before it was recorded), so a changed file is named */
+  base: { sha256: string; arch: string; nLayers: number; files?: Record<string, string> };
   data: { sha256: string; examples: number; heldOut: number };
   /** lisa sampler 'outlier': what calibration measured, one ratio D_l per block (core/lisa/outlier.ts) */
   outlier?: OutlierCalibration;
@@ -253,14 +256,43 @@ export function checkRunId(runId: string): void {
   if (!isValidRunId(runId)) throw new InvalidRunIdError(runId);
 }
 
+/** The run.json format this version writes: with a checksum. */
+export const RUN_SPEC_VERSION = 2;
+
+const Count = z.number().int().min(0);
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
+
+/** What a stored run.json must hold; its config is checked by the schema that made it. */
+const RunSpecSchema = z.strictObject({
+  version: z.union([z.literal(1), z.literal(2)]),
+  id: z.string(),
+  createdAt: z.iso.datetime(),
+  config: RunConfigSchema,
+  base: z.strictObject({ sha256: Sha256Hex, arch: z.string().min(1), nLayers: z.number().int().positive(), files: z.record(z.string(), Sha256Hex).optional() }),
+  data: z.strictObject({ sha256: Sha256Hex, examples: Count, heldOut: Count }),
+  outlier: z.strictObject({ ratios: z.array(z.number().min(0)), tokens: Count, seconds: z.number().min(0) }).optional(),
+});
+
 /** Writes run.json with an exclusive create: a run id is claimed exactly once. */
 export async function putRunSpec(store: ObjectStore, spec: RunSpec): Promise<void> {
-  const body = new TextEncoder().encode(`${JSON.stringify(spec, null, 2)}\n`);
-  if ((await store.createExclusive(runSpecKey(spec.id), body)) === 'exists') throw new RunExistsError(spec.id, store.url);
+  if ((await store.createExclusive(runSpecKey(spec.id), encodeRecord(spec, 2))) === 'exists') throw new RunExistsError(spec.id, store.url);
 }
 
 export async function readRunSpec(store: ObjectStore, runId: string): Promise<RunSpec> {
   checkRunId(runId);
-  const spec = await getJson<RunSpec>(store, runSpecKey(runId), () => new RunNotFoundError(runId, store.url));
+  const rules = {
+    schema: RunSpecSchema,
+    needsChecksum: (s: Record<string, unknown>) => s.version !== 1,
+    check: (s: z.output<typeof RunSpecSchema>) => {
+      if (s.id !== runId) return `it describes run '${s.id}', not '${runId}'`;
+      try {
+        withMethod(s.config);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return null;
+    },
+  };
+  const spec = await getRecord(store, runSpecKey(runId), rules, () => new RunNotFoundError(runId, store.url));
   return { ...spec, config: withMethod(spec.config) };
 }

@@ -5,6 +5,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -74,8 +75,12 @@ export function s3ClientConfig(env: StoreEnv): S3ClientConfig {
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? 'us-east-1' : undefined);
   // A stalled server (a Ceph OSD that is full blocks writes without answering) must become a
-  // retryable TimeoutError, not a hang: 10 s to connect, 60 s without a byte moving.
-  const config: S3ClientConfig = { maxAttempts: 1, requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 } };
+  // retryable TimeoutError, not a hang: by default 10 s to connect, 60 s without a byte moving.
+  const requestHandler = {
+    connectionTimeout: timeoutMs(env, 'LISA_S3_CONNECT_TIMEOUT_SECONDS', 10),
+    socketTimeout: timeoutMs(env, 'LISA_S3_SOCKET_TIMEOUT_SECONDS', 60),
+  };
+  const config: S3ClientConfig = { maxAttempts: 1, requestHandler };
   if (region) config.region = region;
   if (endpoint) {
     config.endpoint = endpoint;
@@ -91,6 +96,17 @@ export function s3ClientConfig(env: StoreEnv): S3ClientConfig {
     };
   }
   return config;
+}
+
+/** A timeout from the environment in ms: positive seconds, or the default. */
+function timeoutMs(env: StoreEnv, name: string, defaultSeconds: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return defaultSeconds * 1000;
+  const seconds = Number(raw);
+  if (!(Number.isFinite(seconds) && seconds > 0)) {
+    throw new StoreError('STORE_CONFIG_INVALID', `${name}='${raw}' is not a positive number of seconds`, { variable: name });
+  }
+  return Math.ceil(seconds * 1000);
 }
 
 interface AwsError {
@@ -543,6 +559,31 @@ export class S3Store implements ObjectStore {
       throw this.fail(err, 'list', prefix);
     }
     return keys.sort(compareKeys);
+  }
+
+  /** Aborts the incomplete multipart uploads under `prefix` that started before `before`. */
+  async sweep(prefix: string, before: Date): Promise<string[]> {
+    checkPrefix(this.url, prefix);
+    const removed: string[] = [];
+    try {
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      do {
+        const res = await this.retrying(`list uploads ${prefix}`, () =>
+          this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker })),
+        );
+        for (const u of res.Uploads ?? []) {
+          if (!u.Key || !u.UploadId || !u.Initiated || u.Initiated >= before) continue;
+          const { Key, UploadId } = u;
+          await this.retrying(`abort multipart ${Key}`, () => this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })));
+          removed.push(`${Key.slice(this.prefix.length)} (incomplete multipart upload ${UploadId})`);
+        }
+        [keyMarker, uploadIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextUploadIdMarker] : [undefined, undefined];
+      } while (keyMarker !== undefined);
+    } catch (err) {
+      throw this.fail(err, 'sweep', prefix);
+    }
+    return removed;
   }
 
   async delete(key: string): Promise<void> {

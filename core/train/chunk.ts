@@ -13,6 +13,7 @@ import { unitKey } from '../store/keys.ts';
 import {
   commitManifest,
   headManifest,
+  MANIFEST_VERSION,
   ChunkConflictError,
   type ChunkManifest,
   type UnitRef,
@@ -221,7 +222,7 @@ export async function runChunk(opts: ChunkOptions): Promise<ChunkManifest> {
   const bytesOut = store.stats.bytesOut - bytesOut0;
   const prev = parent?.totals ?? { steps: 0, tokens: 0, seconds: 0, costUsd: 0, bytesIn: 0, bytesOut: 0 };
   const manifest: ChunkManifest = {
-    version: 1,
+    version: MANIFEST_VERSION,
     runId,
     seq,
     createdAt: new Date(tUploaded).toISOString(),

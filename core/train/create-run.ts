@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { ObjectStore } from '../store/object-store.ts';
-import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, type RunConfig, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
+import { checkRunId, newRunId, parseRunConfig, putRunSpec, InvalidRunConfigError, RUN_SPEC_VERSION, type RunConfig, type RunConfigInput, type RunSpec } from '../store/run-spec.ts';
 import { drawPeriod } from '../lisa/samplers.ts';
 import type { ModelSpec } from '../models/config.ts';
 import { LORA_TARGETS, loraModules } from '../models/lora.ts';
@@ -33,11 +33,11 @@ export async function createRun(opts: CreateRunOptions): Promise<RunSpec> {
   const config = checkMethod(parsed, base.spec);
   const data = await opts.sources.prepareData(config, base);
   const spec: RunSpec = {
-    version: 1,
+    version: RUN_SPEC_VERSION,
     id,
     createdAt: (opts.now ?? new Date()).toISOString(),
     config,
-    base: { sha256: base.sha256, arch: base.spec.arch, nLayers: base.spec.nLayers },
+    base: { sha256: base.sha256, arch: base.spec.arch, nLayers: base.spec.nLayers, files: base.files },
     data: { sha256: data.sha256, examples: data.dataset.train.length, heldOut: data.dataset.heldOut.length },
   };
   if (isLisa(spec)) {

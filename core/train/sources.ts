@@ -14,14 +14,37 @@ import { BaseDiskCache, type RemoteFile, type RemoteFolder } from './base-cache.
 import { LisaError } from '../errors.ts';
 import type { LoadedBase, PreparedData, ResourceCache } from './resources.ts';
 
+/**
+ * A base that no longer is the one a run pinned: other weight bytes (naming the files whose sha256
+ * differs; all of them for a run that recorded none), or files that no longer load at all.
+ */
 export class BaseChangedError extends LisaError {
-  constructor(ref: string, expected: string, actual: string) {
-    super('BASE_CHANGED', `base ${ref} has sha256 ${actual} but the run was created on ${expected}; bases must never change`, {
+  constructor(ref: string, pinned: RunSpec['base'], found: { sha256: string; files: Record<string, string> } | { cause: LisaError }) {
+    const expected = pinned.sha256;
+    if ('cause' in found) {
+      const { cause } = found;
+      super('BASE_CHANGED', `base ${ref} no longer loads (${cause.code}: ${cause.message}), but the run was created on it (sha256 ${expected})`, { ref, expected, code: cause.code }, { cause });
+      return;
+    }
+    const recorded = pinned.files;
+    const names = recorded ? [...new Set([...Object.keys(recorded), ...Object.keys(found.files)])].filter((f) => recorded[f] !== found.files[f]).sort() : Object.keys(found.files);
+    super('BASE_CHANGED', `base ${ref} has sha256 ${found.sha256} (changed: ${names.join(', ')}) but the run was created on ${expected}; bases must never change`, {
       ref,
       expected,
-      actual,
+      actual: found.sha256,
+      files: names,
     });
   }
+}
+
+/**
+ * For loads of a base a run pinned: files that are malformed (a bad header, a truncated or missing
+ * shard) mean the base changed; the ref itself being gone or unreadable (REF_*, HUB_*) does not.
+ */
+export function baseLoadFailure(ref: string, pinned: RunSpec['base']): (err: unknown) => never {
+  return (err) => {
+    throw err instanceof LisaError && err.kind === 'unusable-ref' && !/^(REF|HUB)_/.test(err.code) ? new BaseChangedError(ref, pinned, { cause: err }) : err;
+  };
 }
 
 export class DataChangedError extends LisaError {
@@ -179,8 +202,8 @@ export async function openRunInputs(
   cache: ResourceCache,
 ): Promise<{ base: LoadedBase; dataset: PreparedDataset }> {
   const c = run.config;
-  const base = await cache.base(c.base, () => sources.loadBase(c.base));
-  if (base.sha256 !== run.base.sha256) throw new BaseChangedError(c.base, run.base.sha256, base.sha256);
+  const base = await cache.base(c.base, () => sources.loadBase(c.base)).catch(baseLoadFailure(c.base, run.base));
+  if (base.sha256 !== run.base.sha256) throw new BaseChangedError(c.base, run.base, base);
   const data = await cache.dataset(`${run.id}:${run.data.sha256}`, () => sources.prepareData(c, base));
   if (data.sha256 !== run.data.sha256) throw new DataChangedError(c.data, run.data.sha256, data.sha256);
   return { base, dataset: data.dataset };

@@ -34,6 +34,8 @@ function setRetryHeaders(c: Context<Env>, err: LisaError, status: number): void 
   if (err instanceof UnauthorizedError) c.header('WWW-Authenticate', err.reason === 'missing' ? 'Bearer realm="lisa"' : 'Bearer realm="lisa", error="invalid_token"');
   if (err instanceof IdempotencyInProgressError) c.header('Retry-After', String(err.retryAfterSeconds));
   if (status === 503) c.header('Retry-After', '5');
+  // the rest of an oversized body is never read: close instead of draining it to reuse the connection
+  if (status === 413) c.header('Connection', 'close');
 }
 
 /** hono's own 4xx (body parsing) as stable codes; anything else stays an unexpected error. */

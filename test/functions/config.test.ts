@@ -20,6 +20,7 @@ describe('configFromEnv', () => {
       safetyMarginSeconds: 15,
       commitReserveSeconds: undefined,
       shutdownGraceSeconds: 25,
+      bodyTimeoutSeconds: 30,
       refPrefixes: [],
       logLevel: 'info',
       backend: undefined,

@@ -116,7 +116,15 @@ export interface Harness {
   logs: string[];
   gate: Gate;
   /** a server on the shared root store; each has its own cache, chunk queue and registry */
-  start(opts?: Partial<Pick<AppDeps, 'pricing' | 'limits' | 'refPrefixes'>> & { wrapStore?: (s: ObjectStore) => ObjectStore; ready?: boolean }): Promise<Server>;
+  start(
+    opts?: Partial<Pick<AppDeps, 'pricing' | 'limits' | 'refPrefixes'>> & {
+      wrapStore?: (s: ObjectStore) => ObjectStore;
+      ready?: boolean;
+      /** the node server's timeouts (startServer) */
+      keepAliveSeconds?: number;
+      bodyTimeoutSeconds?: number;
+    },
+  ): Promise<Server>;
   /** the operator prefixes start() uses by default: the bundled model, `${dir}/exports/{tenant}/` */
   refPrefixes: string[];
   request(server: Server, method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<Response>;
@@ -184,7 +192,7 @@ export async function harness(backend: Backend): Promise<Harness> {
         isReady: () => ready,
       };
       const lisa = createApp(deps);
-      const running = await startServer(lisa, { host: '127.0.0.1', port: 0 });
+      const running = await startServer(lisa, { host: '127.0.0.1', port: 0, keepAliveSeconds: opts.keepAliveSeconds, bodyTimeoutSeconds: opts.bodyTimeoutSeconds });
       const server = { url: running.url, lisa, running, deps, setReady: (r: boolean) => void (ready = r) };
       servers.push(server);
       return server;

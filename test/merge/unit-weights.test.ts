@@ -20,6 +20,7 @@ function opaque(inner: ObjectStore): ObjectStore {
     list: (p) => inner.list(p),
     delete: (k) => inner.delete(k),
     putStream: (k) => inner.putStream(k),
+    sweep: (p, t) => inner.sweep(p, t),
   };
 }
 

@@ -231,6 +231,27 @@ describe.each(backends)('$name', (backend) => {
     await expect(fresh.close()).rejects.toMatchObject({ code: 'STORE_STREAM_CLOSED' });
   });
 
+  it('sweep removes what an abandoned upload left (temp file, incomplete multipart upload) once it is older than the cutoff, and no object', async () => {
+    await store.put('sweep/kept.bin', pattern(10, 1));
+    // a process killed mid-upload: the stream is never closed or aborted
+    const sink = store.putStream('sweep/crashed.bin');
+    await sink.write(pattern(12 * MiB, 9));
+    const what = backend.s3 ? 'incomplete multipart upload' : 'temp file';
+    const past = new Date(Date.now() - 3_600_000);
+    expect(await store.sweep('sweep/', past)).toEqual([]);
+    // the upload is created in the background as the first part fills
+    let swept: string[] = [];
+    for (let i = 0; i < 50 && swept.length === 0; i++) {
+      swept = await store.sweep('sweep/', new Date(Date.now() + 60_000));
+      if (swept.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(swept).toHaveLength(1);
+    expect(swept[0]).toMatch(new RegExp(`^sweep/${backend.s3 ? 'crashed\\.bin' : '\\.lisa-tmp-[0-9a-f]{16}'} \\(${what}`));
+    expect(await store.sweep('sweep/', new Date(Date.now() + 60_000))).toEqual([]);
+    expect(await store.list('sweep/')).toEqual(['sweep/kept.bin']);
+    await sink.abort();
+  });
+
   it('get returns fresh bytes after the object is overwritten behind our back', async () => {
     const reader = backend.open();
     const writer = backend.open();

@@ -93,4 +93,16 @@ describe('s3ClientConfig (endpoint, region and credentials from the env passed i
     // half a key pair is no credential: the SDK chain decides
     expect(s3ClientConfig({ AWS_ACCESS_KEY_ID: 'AK' })).toEqual({ maxAttempts: 1, requestHandler });
   });
+
+  it('takes the connect and socket timeouts from LISA_S3_*_TIMEOUT_SECONDS, refusing what is not positive', () => {
+    expect(s3ClientConfig({ LISA_S3_CONNECT_TIMEOUT_SECONDS: '0.5', LISA_S3_SOCKET_TIMEOUT_SECONDS: '2' })).toEqual({
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: 500, socketTimeout: 2000 },
+    });
+    for (const bad of ['0', '-1', 'soon', 'Infinity']) {
+      expect(() => s3ClientConfig({ LISA_S3_SOCKET_TIMEOUT_SECONDS: bad })).toThrow(
+        expect.objectContaining({ code: 'STORE_CONFIG_INVALID', message: `LISA_S3_SOCKET_TIMEOUT_SECONDS='${bad}' is not a positive number of seconds` }),
+      );
+    }
+  });
 });

@@ -7,6 +7,7 @@ import { epochOrder } from '../../core/data/index.ts';
 import { manifestKey, runSpecKey } from '../../core/store/keys.ts';
 import { headManifest, listSeqs, readManifest, type ChunkManifest } from '../../core/store/manifest.ts';
 import type { ObjectStore } from '../../core/store/object-store.ts';
+import { encodeRecord } from '../../core/store/records.ts';
 import { readRunSpec, type RunConfigInput, type RunSpec } from '../../core/store/run-spec.ts';
 import { projectionInputNorms } from '../../core/train/calibrate.ts';
 import { runChunk } from '../../core/train/chunk.ts';
@@ -132,7 +133,7 @@ describe('samplers, run by run', () => {
     const { store, run } = await newRun({ sampler: 'grad-norm' });
     const m = await runChunk({ store, run, ...newSources() });
     delete m.gradNormEma;
-    await store.put(manifestKey(run.id, 0), new TextEncoder().encode(JSON.stringify(m)));
+    await store.put(manifestKey(run.id, 0), encodeRecord(m, 1));
     const err = await runChunk({ store, run, ...newSources() }).catch((e) => e);
     expect(err).toMatchObject({ code: 'SAMPLER_HISTORY_MISSING', details: { runId: run.id, seq: 0 } });
     expect(err.message).toContain(`run '${run.id}' samples by gradient norm, but its chunk 0 records no gradNormEma`);
@@ -143,7 +144,8 @@ describe('samplers, run by run', () => {
     for (const over of [{}, { layerProbabilities: [1, 0, 0, 1] }]) {
       const { store, run } = await newRun(over);
       const { sampler: _dropped, ...old } = run.config;
-      await store.put(runSpecKey(run.id), new TextEncoder().encode(JSON.stringify({ ...run, config: old })));
+      // as written then: version 1, before checksums
+      await store.put(runSpecKey(run.id), new TextEncoder().encode(JSON.stringify({ ...run, version: 1, config: old })));
       const m = await runChunk({ store, run: await readRunSpec(store, run.id), ...newSources() });
       const schedule = { nLayers: 4, activeLayers: 2, embedHead: 'always' as const, seed: 5, probabilities: old.layerProbabilities };
       expect(m.activeUnits).toEqual(sampleUnits(schedule, 0));
