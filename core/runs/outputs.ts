@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { ComposeSummary, RunExportSummary } from '../merge/index.ts';
 import { runPrefix } from '../store/keys.ts';
-import { getJson, NotFoundError, type ObjectStore } from '../store/object-store.ts';
+import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
+import { encodeRecord, getRecord, type RecordRules } from '../store/records.ts';
 
 /**
  * What a run's exports and compositions wrote: one small record per output, in the run's own area,
@@ -9,7 +11,8 @@ import { getJson, NotFoundError, type ObjectStore } from '../store/object-store.
  *   runs/{runId}/outputs/{yyyymmddhhmmssSSS}-{random}.json
  *
  * so listing the prefix gives them oldest first. A record is written once the output is complete,
- * and names it without the file hashes (those are in the output itself).
+ * and names it without the file hashes (those are in the output itself). Like run.json and the
+ * manifests, it carries a checksum and is schema-checked on read (core/store/records.ts).
  */
 interface OutputBase {
   createdAt: string;
@@ -39,6 +42,26 @@ export interface CompositionRecord extends OutputBase {
 
 export type OutputRecord = ExportRecord | CompositionRecord;
 
+const outputBase = {
+  createdAt: z.string(),
+  out: z.string(),
+  dtype: z.string(),
+  units: z.array(z.string()),
+  files: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  seconds: z.number().nonnegative(),
+};
+const OutputRecordSchema: z.ZodType<OutputRecord> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('export'), ...outputBase, seq: z.number().int().min(-1), delta: z.boolean() }),
+  z.object({
+    kind: z.literal('composition'),
+    ...outputBase,
+    method: z.string(),
+    runs: z.array(z.object({ runId: z.string(), seq: z.number().int().nonnegative(), weight: z.number() })),
+  }),
+]);
+const outputRules: RecordRules<typeof OutputRecordSchema> = { schema: OutputRecordSchema, needsChecksum: () => true };
+
 export const outputsPrefix = (runId: string): string => `${runPrefix(runId)}outputs/`;
 
 export function exportRecord(s: RunExportSummary, opts: { dtype?: string; delta?: boolean }, createdAt: Date): ExportRecord {
@@ -57,7 +80,7 @@ function written(s: RunExportSummary | ComposeSummary): Pick<OutputBase, 'units'
 export async function putOutputRecord(store: ObjectStore, runId: string, record: OutputRecord, random: (n: number) => Buffer = randomBytes): Promise<string> {
   const stamp = record.createdAt.replace(/\D/g, '').slice(0, 17);
   const key = `${outputsPrefix(runId)}${stamp}-${random(4).toString('hex')}.json`;
-  await store.put(key, new TextEncoder().encode(`${JSON.stringify(record, null, 1)}\n`));
+  await store.put(key, encodeRecord(record, 1));
   return key;
 }
 
@@ -66,5 +89,5 @@ export async function listOutputKeys(store: ObjectStore, runId: string): Promise
 }
 
 export function readOutputRecord(store: ObjectStore, key: string): Promise<OutputRecord> {
-  return getJson<OutputRecord>(store, key, () => new NotFoundError(store.url, key));
+  return getRecord(store, key, outputRules, () => new NotFoundError(store.url, key));
 }

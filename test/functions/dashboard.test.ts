@@ -163,7 +163,10 @@ describe('dashboard pages over lisa serve', () => {
 
     const manifest = await get(`${server.url}/runs/${runId}/chunks/1.json`, alpha);
     expect(manifest.headers.get('content-type')).toBe('application/json; charset=utf-8');
-    expect(JSON.parse(manifest.text)).toEqual(JSON.parse(new TextDecoder().decode(await h.root.get(`${tenantPrefix('alpha')}runs/${runId}/chunks/00000001.json`))));
+    // the stored record, verified: everything but its checksum
+    const { checksum, ...stored } = JSON.parse(new TextDecoder().decode(await h.root.get(`${tenantPrefix('alpha')}runs/${runId}/chunks/00000001.json`))) as Record<string, unknown>;
+    expect(checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse(manifest.text)).toEqual(stored);
     expect((await get(`${server.url}/runs/${runId}/chunks/x.json`, alpha)).status).toBe(404);
     const missing = await get(`${server.url}/runs/${runId}/chunks/9.json`, alpha);
     expect([missing.status, missing.text.includes('<code>CHUNK_NOT_FOUND</code>')]).toEqual([404, true]);

@@ -77,7 +77,7 @@ for (const kind of storeKinds('history')) {
       expect(damaged.chunks.map((c) => c.seq)).toEqual([0, 2]);
       expect(damaged.unreadable).toHaveLength(1);
       expect(damaged.unreadable[0]).toMatchObject({ key: 'runs/h/chunks/00000001.json', code: 'STORE_OBJECT_INVALID' });
-      expect(damaged.unreadable[0].message).toMatch(/^object runs\/h\/chunks\/00000001\.json in store \S+ is damaged: not valid JSON/);
+      expect(damaged.unreadable[0].message).toMatch(/^object runs\/h\/chunks\/00000001\.json in store \S+ is damaged: not UTF-8 JSON/);
       expect(damaged.status.head?.seq).toBe(2);
 
       await expect(runs.history('nope')).rejects.toMatchObject({ code: 'RUN_NOT_FOUND' });
@@ -129,6 +129,13 @@ describe('output records', () => {
     const damaged = await runs.history('x');
     expect(damaged.outputs).toHaveLength(2);
     expect(damaged.unreadable.map((u) => [u.key, u.code])).toEqual([[keys[0], 'STORE_OBJECT_INVALID']]);
+    // valid JSON with one value changed: the record's checksum no longer matches
+    const edited = new TextDecoder().decode(await store.get(keys[1])).replace(/"files": (\d+)/, (_, n: string) => `"files": ${Number(n) + 1}`);
+    await store.put(keys[1], enc(edited));
+    expect((await runs.history('x')).unreadable.map((u) => [u.key, u.code])).toEqual([
+      [keys[0], 'STORE_OBJECT_INVALID'],
+      [keys[1], 'STORE_OBJECT_CORRUPT'],
+    ]);
 
     const logs: string[] = [];
     const failing: ObjectStore = Object.create(store, {
