@@ -14,52 +14,37 @@ import { encodeRecord, getRecord, type RecordRules } from '../store/records.ts';
  * and names it without the file hashes (those are in the output itself). Like run.json and the
  * manifests, it carries a checksum and is schema-checked on read (core/store/records.ts).
  */
-interface OutputBase {
-  createdAt: string;
-  /** the directory or store URL written */
-  out: string;
-  dtype: string;
-  /** units taken from the run(s) rather than the base */
-  units: string[];
-  files: number;
-  bytes: number;
-  seconds: number;
-}
-
-export interface ExportRecord extends OutputBase {
-  kind: 'export';
-  /** the seq exported; -1 for the base */
-  seq: number;
-  /** a delta package rather than a merged model */
-  delta: boolean;
-}
-
-export interface CompositionRecord extends OutputBase {
-  kind: 'composition';
-  method: string;
-  runs: { runId: string; seq: number; weight: number }[];
-}
-
-export type OutputRecord = ExportRecord | CompositionRecord;
-
 const outputBase = {
   createdAt: z.string(),
+  /** the directory or store URL written */
   out: z.string(),
   dtype: z.string(),
+  /** units taken from the run(s) rather than the base */
   units: z.array(z.string()),
   files: z.number().int().nonnegative(),
   bytes: z.number().int().nonnegative(),
   seconds: z.number().nonnegative(),
 };
-const OutputRecordSchema: z.ZodType<OutputRecord> = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('export'), ...outputBase, seq: z.number().int().min(-1), delta: z.boolean() }),
-  z.object({
-    kind: z.literal('composition'),
-    ...outputBase,
-    method: z.string(),
-    runs: z.array(z.object({ runId: z.string(), seq: z.number().int().nonnegative(), weight: z.number() })),
-  }),
-]);
+const ExportRecordSchema = z.object({
+  kind: z.literal('export'),
+  ...outputBase,
+  /** the seq exported; -1 for the base */
+  seq: z.number().int().min(-1),
+  /** a delta package rather than a merged model */
+  delta: z.boolean(),
+});
+const CompositionRecordSchema = z.object({
+  kind: z.literal('composition'),
+  ...outputBase,
+  method: z.string(),
+  runs: z.array(z.object({ runId: z.string(), seq: z.number().int().nonnegative(), weight: z.number() })),
+});
+const OutputRecordSchema = z.discriminatedUnion('kind', [ExportRecordSchema, CompositionRecordSchema]);
+
+export type ExportRecord = z.infer<typeof ExportRecordSchema>;
+export type CompositionRecord = z.infer<typeof CompositionRecordSchema>;
+export type OutputRecord = z.infer<typeof OutputRecordSchema>;
+
 const outputRules: RecordRules<typeof OutputRecordSchema> = { schema: OutputRecordSchema, needsChecksum: () => true };
 
 export const outputsPrefix = (runId: string): string => `${runPrefix(runId)}outputs/`;
@@ -72,7 +57,7 @@ export function compositionRecord(s: ComposeSummary, opts: { dtype?: string }, c
   return { kind: 'composition', createdAt: createdAt.toISOString(), out: s.out, method: s.method, runs: s.runs, dtype: opts.dtype ?? 'base', ...written(s) };
 }
 
-function written(s: RunExportSummary | ComposeSummary): Pick<OutputBase, 'units' | 'files' | 'bytes' | 'seconds'> {
+function written(s: RunExportSummary | ComposeSummary): Pick<OutputRecord, 'units' | 'files' | 'bytes' | 'seconds'> {
   return { units: s.units, files: s.files.length, bytes: s.bytes, seconds: s.seconds };
 }
 
