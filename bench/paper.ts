@@ -31,7 +31,7 @@ import { tensorShapes, unitNames, unitOf } from '../core/models/units.ts';
 import { openStore } from '../core/store/open.ts';
 import type { ObjectStore } from '../core/store/object-store.ts';
 import type { RunConfigInput, RunSpec } from '../core/store/run-spec.ts';
-import { runChunk } from '../core/train/chunk.ts';
+import { l2Distance, runChunk } from '../core/train/chunk.ts';
 import { createRun } from '../core/train/create-run.ts';
 import { ResourceCache } from '../core/train/resources.ts';
 import { createSources } from '../core/train/sources.ts';
@@ -175,7 +175,7 @@ for (const m of MODELS) {
       const after = (await loadBaseDir(exported)).weights;
       for (const unit of unitNames(spec)) {
         const names = [...base.weights.keys()].filter((n) => unitOf(spec, n) === unit);
-        const norm = names.reduce((s, n) => s + frobenius(after.get(n)!, base.weights.get(n)!), 0) / names.length;
+        const norm = names.reduce((s, n) => s + l2Distance([[base.weights.get(n)!, after.get(n)!]]), 0) / names.length;
         updateNorms.push({ label: r.label, unit, norm });
       }
     }
@@ -198,12 +198,6 @@ async function profiledChunk<T>(chunk: () => Promise<T>, report: (p: Profile) =>
   for (const k of info.kernels) kernelMs.set(k.name, (kernelMs.get(k.name) ?? 0) + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0));
   report({ peakBytes: info.peakBytes, kernelMs });
   return result!;
-}
-
-function frobenius(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
-  return Math.sqrt(s);
 }
 
 function median(xs: number[]): number {
